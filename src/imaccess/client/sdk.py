@@ -1,0 +1,475 @@
+"""The asyncio client SDK over raw QUIC.
+
+One :class:`Client` is one device of one user. It keeps a connection up for as long as
+it is open: it connects, authenticates, opens the message stream, syncs what it missed,
+and sends heartbeats; when the connection drops it reconnects with exponential backoff
+and full jitter, or stops, as the close code says (PROTOCOL.md "Codes"). Messages reach
+the application exactly once and in inbox order through :meth:`Client.messages`, whether
+they were pushed or synced. :meth:`Client.send` resolves on the server's MessageAck and
+resends with the same ``msg_id`` when an ack does not come, which the server
+de-duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived
+from aioquic.tls import SessionTicket
+
+from ..protocol.codes import Code, Reconnect, reconnect_for
+from ..protocol.errors import ProtocolError
+from ..protocol.messages import (
+    AuthRequest,
+    AuthResponse,
+    Body,
+    ChatMessage,
+    Error,
+    Heartbeat,
+    Kick,
+    MessageAck,
+    Notice,
+    NoticeKind,
+    SyncRequest,
+    SyncResponse,
+)
+from ..transport.quic import ALPN
+from .core import ClientCore, DeliveryCursor, backoff_delay
+
+__all__ = ["AuthFailed", "Client", "ClientError", "Disconnected", "SendFailed"]
+
+log = logging.getLogger(__name__)
+
+TokenSource = str | Callable[[], str | Awaitable[str]]
+
+
+class ClientError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{message} (code {code})")
+        self.code = code
+
+
+class AuthFailed(ClientError):
+    """The server refused the token."""
+
+
+class SendFailed(ClientError):
+    """The server refused the message, or no ack came after every attempt."""
+
+
+class Disconnected(ClientError):
+    """The client stopped for good: closed, or a close code that says not to reconnect."""
+
+
+class _LinkLost(Exception):
+    pass
+
+
+class _Protocol(QuicConnectionProtocol):
+    def __init__(self, quic: QuicConnection, **kwargs: Any) -> None:
+        super().__init__(quic, **kwargs)
+        self.on_event: Callable[[QuicEvent], None] = lambda event: None
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        self.on_event(event)
+
+
+class _Link:
+    """One QUIC connection and what the client knows about it."""
+
+    def __init__(self, protocol: _Protocol, transport: asyncio.DatagramTransport) -> None:
+        self.protocol = protocol
+        self.transport = transport
+        self.control_stream = protocol._quic.get_next_available_stream_id()
+        self.message_stream: int | None = None
+        self.lost: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.reconnect_after = 0.0
+        self.last_received = time.monotonic()
+
+    def write(self, data: bytes, stream_id: int | None = None) -> None:
+        if self.lost.done():
+            raise _LinkLost()
+        stream = (
+            self.message_stream if stream_id is None and self.message_stream is not None else None
+        )
+        target = (
+            stream
+            if stream is not None
+            else (stream_id if stream_id is not None else self.control_stream)
+        )
+        self.protocol._quic.send_stream_data(target, data)
+        self.protocol.transmit()
+
+    def mark_lost(self, code: int) -> None:
+        if not self.lost.done():
+            self.lost.set_result(self.close_code if self.close_code is not None else code)
+
+    def close(self) -> None:
+        self.protocol.close()
+        self.transport.close()
+
+
+class Client:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8443,
+        *,
+        token: TokenSource,
+        device_id: str | None = None,
+        platform: str = "python",
+        ca_file: str | None = None,
+        insecure: bool = False,
+        server_name: str | None = None,
+        last_seq: int = 0,
+        ack_timeout: float = 5.0,
+        send_attempts: int = 5,
+        connect_timeout: float = 10.0,
+        reconnect: bool = True,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 30.0,
+        heartbeat_interval: float | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.device_id = device_id or uuid.uuid4().hex
+        self.platform = platform
+        self.user_id = 0
+        self.conn_id = 0
+        self.node_id = ""
+        self.connects = 0
+        self._token = token
+        self._ca_file, self._insecure = ca_file, insecure
+        self._server_name = server_name
+        self._ack_timeout = ack_timeout
+        self._send_attempts = send_attempts
+        self._connect_timeout = connect_timeout
+        self._reconnect = reconnect
+        self._backoff = (backoff_base, backoff_cap)
+        self._heartbeat_override = heartbeat_interval
+        self._heartbeat_interval = heartbeat_interval or 30.0
+        self._core = ClientCore()
+        self._cursor = DeliveryCursor(last_seq)
+        self._incoming: asyncio.Queue[ChatMessage | None] = asyncio.Queue()
+        self._pending: dict[int, asyncio.Future[Body]] = {}
+        self._link: _Link | None = None
+        self._ready = asyncio.Event()
+        self._first: asyncio.Future[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        self._resync = False
+        self._closing = False
+        self._ticket: SessionTicket | None = None
+        self.stopped: ClientError | None = None
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def last_seq(self) -> int:
+        return self._cursor.last_seq
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    async def connect(self) -> Client:
+        """Connect and authenticate; later drops reconnect in the background."""
+        if self._supervisor is None:
+            self._first = asyncio.get_running_loop().create_future()
+            self._supervisor = asyncio.create_task(self._supervise())
+        assert self._first is not None
+        await asyncio.shield(self._first)
+        return self
+
+    async def send(
+        self, to_user: int, content: str, *, content_type: int = 0, msg_id: str | None = None
+    ) -> MessageAck:
+        message = ChatMessage(
+            msg_id=msg_id or uuid.uuid4().hex,
+            to_user=to_user,
+            content=content,
+            content_type=content_type,
+        )
+        last_code = int(Code.UNAVAILABLE)
+        for attempt in range(self._send_attempts):
+            try:
+                reply = await self._request(message, timeout=self._ack_timeout)
+            except (TimeoutError, _LinkLost):
+                continue
+            if isinstance(reply, MessageAck):
+                if reply.code == Code.OK:
+                    return reply
+                last_code = reply.code
+                if reply.code in (Code.UNAVAILABLE, Code.RATE_LIMITED):
+                    await asyncio.sleep(backoff_delay(attempt, *self._backoff))
+                    continue
+            elif isinstance(reply, Error):
+                last_code = reply.code
+            raise SendFailed(last_code, f"message {message.msg_id} refused")
+        raise SendFailed(last_code, f"no ack for message {message.msg_id}")
+
+    async def messages(self) -> AsyncIterator[ChatMessage]:
+        """Every incoming message once, in inbox order; ends when the client closes."""
+        while True:
+            message = await self._incoming.get()
+            if message is None:
+                return
+            yield message
+
+    async def next_message(self, timeout: float | None = None) -> ChatMessage:
+        message = await asyncio.wait_for(self._incoming.get(), timeout)
+        if message is None:
+            raise Disconnected(int(Code.OK), "client closed")
+        return message
+
+    async def sync(self) -> None:
+        """Fetch what this device missed; new messages go to :meth:`messages`."""
+        while True:
+            self._resync = False
+            reply = await self._request(
+                SyncRequest(self._cursor.last_seq), timeout=self._ack_timeout
+            )
+            if not isinstance(reply, SyncResponse) or reply.code != Code.OK:
+                raise ClientError(getattr(reply, "code", int(Code.UNAVAILABLE)), "sync failed")
+            for message in self._cursor.take_page(reply.messages):
+                self._incoming.put_nowait(message)
+            if not reply.has_more and not self._resync:
+                return
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        self._drop_link()
+        self._incoming.put_nowait(None)
+
+    async def __aenter__(self) -> Client:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------ internals
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        while not self._closing:
+            link: _Link | None = None
+            try:
+                link = await self._open_link()
+            except AuthFailed as exc:
+                if reconnect_for(exc.code) is Reconnect.STAYS_OPEN or (
+                    callable(self._token) and self.connects > 0 and attempt < 3
+                ):
+                    attempt += 1
+                    await asyncio.sleep(backoff_delay(attempt, *self._backoff))
+                    continue
+                self._stop(exc)
+                return
+            except (OSError, TimeoutError, ConnectionError, _LinkLost, ClientError) as exc:
+                log.debug("connect failed: %s", exc)
+                if self.connects == 0 and not self._reconnect:
+                    self._stop(Disconnected(int(Code.UNAVAILABLE), f"connect failed: {exc}"))
+                    return
+                attempt += 1
+                await asyncio.sleep(backoff_delay(attempt, *self._backoff))
+                continue
+            attempt = 0
+            self.connects += 1
+            self._ready.set()
+            if self._first is not None and not self._first.done():
+                self._first.set_result(None)
+            self._schedule_sync()
+            heartbeat = asyncio.create_task(self._heartbeat(link))
+            try:
+                code = await link.lost
+            finally:
+                heartbeat.cancel()
+                self._ready.clear()
+                self._drop_link()
+            decision = reconnect_for(code)
+            log.info("connection lost (code %s): %s", code, decision.value)
+            if decision is Reconnect.NEVER or not self._reconnect:
+                self._stop(Disconnected(code, link.close_reason or "disconnected"))
+                return
+            delay = link.reconnect_after or backoff_delay(attempt, *self._backoff)
+            await asyncio.sleep(delay)
+
+    def _stop(self, error: ClientError) -> None:
+        self.stopped = error
+        if self._first is not None and not self._first.done():
+            self._first.set_exception(error)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(_LinkLost())
+        self._incoming.put_nowait(None)
+
+    async def _open_link(self) -> _Link:
+        loop = asyncio.get_running_loop()
+        configuration = QuicConfiguration(
+            is_client=True,
+            alpn_protocols=[ALPN],
+            server_name=self._server_name or self.host,
+            idle_timeout=90.0,
+        )
+        if self._insecure:
+            configuration.verify_mode = ssl.CERT_NONE
+        elif self._ca_file:
+            configuration.load_verify_locations(self._ca_file)
+        configuration.session_ticket = self._ticket
+        infos = await loop.getaddrinfo(self.host, self.port, type=2)  # SOCK_DGRAM
+        address = infos[0][4]
+        local = _local_address_for(str(address[0]))
+        quic = QuicConnection(configuration=configuration, session_ticket_handler=self._keep_ticket)
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: _Protocol(quic), local_addr=(local, 0)
+        )
+        link = _Link(protocol, transport)
+        protocol.on_event = lambda event: self._on_event(link, event)
+        self._link = link
+        try:
+            protocol.connect((address[0], address[1]))
+            await asyncio.wait_for(protocol.wait_connected(), self._connect_timeout)
+            token = self._token if isinstance(self._token, str) else self._token()
+            if not isinstance(token, str):
+                token = await token
+            reply = await self._request(
+                AuthRequest(token, self.device_id, self.platform),
+                timeout=self._connect_timeout,
+                link=link,
+                stream_id=link.control_stream,
+            )
+            if not isinstance(reply, AuthResponse):
+                raise ClientError(int(Code.PROTOCOL_ERROR), f"unexpected reply {reply!r}")
+            if reply.code != Code.OK:
+                raise AuthFailed(reply.code, reply.message or "authentication refused")
+            self.user_id, self.conn_id, self.node_id = reply.user_id, reply.conn_id, reply.node_id
+            if self._heartbeat_override is None and reply.heartbeat_interval_ms:
+                self._heartbeat_interval = reply.heartbeat_interval_ms / 1000
+            link.message_stream = quic.get_next_available_stream_id()
+            _, frame = self._core.request(Heartbeat())
+            link.write(frame, link.message_stream)
+            return link
+        except BaseException:
+            self._drop_link()
+            raise
+
+    def _keep_ticket(self, ticket: SessionTicket) -> None:
+        self._ticket = ticket
+
+    def _drop_link(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            link.mark_lost(int(Code.OK))
+            link.close()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(_LinkLost())
+        self._pending.clear()
+        self._core.reset_streams()
+
+    async def _request(
+        self, body: Body, *, timeout: float, link: _Link | None = None, stream_id: int | None = None
+    ) -> Body:
+        if link is None:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+            link = self._link
+            if link is None:
+                raise _LinkLost()
+        seq, frame = self._core.request(body, int(time.time() * 1000))
+        future: asyncio.Future[Body] = asyncio.get_running_loop().create_future()
+        self._pending[seq] = future
+        try:
+            link.write(frame, stream_id)
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(seq, None)
+
+    async def _heartbeat(self, link: _Link) -> None:
+        while not link.lost.done():
+            await asyncio.sleep(self._heartbeat_interval)
+            if time.monotonic() - link.last_received > 3 * self._heartbeat_interval:
+                link.mark_lost(int(Code.HEARTBEAT_TIMEOUT))
+                return
+            with contextlib.suppress(_LinkLost):
+                _, frame = self._core.request(Heartbeat())
+                link.write(frame, link.control_stream)
+
+    def _schedule_sync(self) -> None:
+        if self._sync_task is not None and not self._sync_task.done():
+            self._resync = True
+            return
+        self._sync_task = asyncio.create_task(self._sync_quietly())
+
+    async def _sync_quietly(self) -> None:
+        try:
+            await self.sync()
+        except (ClientError, TimeoutError, _LinkLost) as exc:
+            log.debug("sync failed, retried on the next connect: %s", exc)
+
+    def _on_event(self, link: _Link, event: QuicEvent) -> None:
+        if isinstance(event, StreamDataReceived):
+            link.last_received = time.monotonic()
+            try:
+                packets = self._core.receive(event.stream_id, event.data)
+            except ProtocolError as exc:
+                log.warning("bad frame from server: %s", exc)
+                link.close_code = int(exc.code)
+                link.protocol.close(error_code=int(exc.code), reason_phrase=exc.message)
+                return
+            for packet in packets:
+                self._on_packet(link, packet.seq, packet.body)
+        elif isinstance(event, ConnectionTerminated):
+            link.close_reason = link.close_reason or event.reason_phrase
+            link.mark_lost(event.error_code)
+
+    def _on_packet(self, link: _Link, seq: int, body: Body) -> None:
+        future = self._pending.get(seq) if seq else None
+        if (
+            future is not None
+            and not future.done()
+            and not isinstance(body, ChatMessage | Kick | Notice)
+        ):
+            future.set_result(body)
+            return
+        match body:
+            case ChatMessage():
+                verdict = self._cursor.offer(body)
+                if verdict == "deliver":
+                    self._incoming.put_nowait(body)
+                elif verdict == "gap":
+                    self._schedule_sync()
+            case Kick(code, reason):
+                link.close_code, link.close_reason = code, reason
+            case Error(code, message) if (
+                code > Code.OK and reconnect_for(code) is not Reconnect.STAYS_OPEN
+            ):
+                link.close_code, link.close_reason = code, message
+            case Notice(kind, code, message, after_ms) if kind == NoticeKind.DRAIN:
+                link.close_code, link.close_reason = code or int(Code.DRAINING), message
+                link.reconnect_after = after_ms / 1000
+
+
+def _local_address_for(host: str) -> str:
+    """Bind the client socket to loopback for a loopback server, else to the wildcard."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "0.0.0.0"
+    if address.is_loopback:
+        return str(address) if address.version == 4 else "::1"
+    return "0.0.0.0" if address.version == 4 else "::"

@@ -1,0 +1,235 @@
+"""One client connection: the sans-I/O session, a bounded coalescing writer, and the
+transport under them.
+
+The transport owns the read loop and calls :meth:`Connection.receive`; everything the
+session produces goes through the writer, which queues frames and flushes them once per
+event-loop turn: consecutive frames for one stream become one write, and one flush
+sends one batch of packets. The writer's bound counts both its own queue and what the
+transport holds unacknowledged, so a client that stops reading is closed with
+SLOW_CONSUMER instead of growing the node's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from .hub import DeviceLogin
+from .protocol.codes import Code
+from .protocol.messages import AuthResponse, Body
+from .protocol.session import CloseRequested, Event, ServerSession
+
+__all__ = ["Connection", "OutboundWriter", "Transport", "coalesce"]
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """Write-only towards the connection; the adapter behind it owns reading."""
+
+    kind: str
+
+    @property
+    def remote_address(self) -> tuple[str, int]: ...
+
+    def send(self, stream_id: int, data: bytes) -> None: ...
+
+    def transmit(self) -> None: ...
+
+    def buffered_bytes(self) -> int: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+def coalesce(frames: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """Join runs of frames for the same stream, keeping the order across streams."""
+    out: list[tuple[int, bytes]] = []
+    run: list[bytes] = []
+    current = -1
+    for stream_id, data in frames:
+        if stream_id != current and run:
+            out.append((current, b"".join(run)))
+            run = []
+        current = stream_id
+        run.append(data)
+    if run:
+        out.append((current, b"".join(run)))
+    return out
+
+
+class OutboundWriter:
+    __slots__ = (
+        "_loop",
+        "_max_bytes",
+        "_on_overflow",
+        "_pending",
+        "_pending_bytes",
+        "_scheduled",
+        "_transport",
+    )
+
+    def __init__(
+        self,
+        transport: Transport,
+        max_bytes: int,
+        on_overflow: Callable[[], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._transport = transport
+        self._max_bytes = max_bytes
+        self._on_overflow = on_overflow
+        self._loop = loop
+        self._pending: list[tuple[int, bytes]] = []
+        self._pending_bytes = 0
+        self._scheduled = False
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._pending_bytes + self._transport.buffered_bytes()
+
+    def write(self, frames: list[tuple[int, bytes]]) -> None:
+        if not frames:
+            return
+        self._pending.extend(frames)
+        self._pending_bytes += sum(len(data) for _, data in frames)
+        if self.queued_bytes > self._max_bytes:
+            self._on_overflow()
+            return
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        frames, self._pending, self._pending_bytes = self._pending, [], 0
+        for stream_id, data in coalesce(frames):
+            self._transport.send(stream_id, data)
+        self._transport.transmit()
+
+    def discard(self) -> None:
+        self._pending.clear()
+        self._pending_bytes = 0
+
+
+class EventSink(Protocol):
+    """The node, as a connection sees it."""
+
+    def on_events(self, connection: Connection, events: list[Event]) -> None: ...
+
+    def on_closed(self, connection: Connection) -> None: ...
+
+
+class Connection:
+    __slots__ = (
+        "_closed",
+        "_lost",
+        "_sink",
+        "conn_id",
+        "login",
+        "session",
+        "tasks",
+        "transport",
+        "writer",
+    )
+
+    def __init__(
+        self,
+        conn_id: int,
+        transport: Transport,
+        session: ServerSession,
+        sink: EventSink,
+        *,
+        max_outbound_bytes: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.conn_id = conn_id
+        self.transport = transport
+        self.session = session
+        self.login: DeviceLogin | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._sink = sink
+        self._closed = False
+        self._lost = False
+        self.writer = OutboundWriter(transport, max_outbound_bytes, self._overflow, loop)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def user_id(self) -> int:
+        return self.login.user_id if self.login else 0
+
+    # ---------------------------------------------------------- from the transport
+
+    def receive(self, stream_id: int, data: bytes, now: float, *, early_data: bool = False) -> None:
+        if self._closed:
+            return
+        events = self.session.receive(stream_id, data, now, early_data=early_data)
+        self._pump()
+        if events:
+            self._sink.on_events(self, events)
+
+    def check_timers(self, now: float) -> None:
+        events = self.session.check_timers(now)
+        self._pump()
+        if events:
+            self._sink.on_events(self, events)
+
+    def connection_lost(self) -> None:
+        """The transport is gone (closed by either side, or timed out)."""
+        if self._lost:
+            return
+        self._lost = True
+        self._closed = True
+        self.writer.discard()
+        for task in self.tasks:
+            task.cancel()
+        self._sink.on_closed(self)
+
+    # ------------------------------------------------------------- from the node
+
+    def accept_auth(self, seq: int, response: AuthResponse) -> None:
+        self.session.accept_auth(seq, response)
+        self._pump()
+
+    def reply(self, stream_id: int, seq: int, body: Body) -> None:
+        self.session.reply(stream_id, seq, body)
+        self._pump()
+
+    def push(self, body: Body) -> None:
+        self.session.push(body)
+        self._pump()
+
+    def kick(self, code: Code, reason: str) -> None:
+        self.close(self.session.kick(code, reason))
+
+    def close(self, request: CloseRequested) -> None:
+        """Flush what the session queued (the frame that says why), then close."""
+        if self._closed:
+            return
+        self._pump()
+        self.writer.flush()
+        self._closed = True
+        log.info(
+            "closing connection",
+            extra={"conn_id": self.conn_id, "user_id": self.user_id, "code": int(request.code)},
+        )
+        self.transport.close(int(request.code), request.reason)
+
+    def _pump(self) -> None:
+        if not self._closed:
+            self.writer.write(self.session.data_to_send())
+
+    def _overflow(self) -> None:
+        # The peer is not reading, so a Kick frame would only queue behind the rest:
+        # the code travels in the transport's close instead.
+        self.writer.discard()
+        request = self.session.kick(Code.SLOW_CONSUMER, "outbound queue bound reached")
+        self.session.data_to_send()
+        self._closed = True
+        self.transport.close(int(request.code), request.reason)

@@ -1,0 +1,303 @@
+"""The access node: the composition root that ties connections to auth, the hub,
+the bus and the location store.
+
+Transports call :meth:`AccessNode.open_connection`; connections report session events
+here. Work that waits on the outside world (location writes, upstream publishes, sync
+queries) runs as tasks owned by the connection, cancelled when it goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from .auth import AuthError, TokenVerifier
+from .bus import Bus, Push, Upstream
+from .connection import Connection, Transport
+from .hub import DeviceLogin, Hub, logins_to_replace
+from .protocol.codes import Code
+from .protocol.messages import AuthResponse, Delivery, MessageAck, SyncResponse
+from .protocol.session import (
+    AuthRequested,
+    ChatReceived,
+    CloseRequested,
+    Event,
+    ServerSession,
+    SyncRequested,
+)
+from .settings import Settings
+from .storage import Location, LocationStore
+from .timers import TimerWheel
+
+__all__ = ["AccessNode"]
+
+log = logging.getLogger(__name__)
+_MAX_MSG_ID = 128
+
+
+class AccessNode:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        bus: Bus,
+        locations: LocationStore,
+        verifier: TokenVerifier,
+    ) -> None:
+        self.settings = settings
+        self.node_id = settings.node_id
+        self.hub: Hub[Connection] = Hub()
+        self._bus = bus
+        self._locations = locations
+        self._verifier = verifier
+        hb = settings.heartbeat
+        self._location_ttl = max(2 * hb.timeout, 10.0)
+        self._wheel: TimerWheel[Connection] = TimerWheel(
+            min(1.0, hb.timeout / 10, settings.auth.deadline / 10)
+        )
+        # conn ids stay unique across nodes: a random prefix per node, then a counter
+        self._conn_prefix = secrets.randbits(22) << 40
+        self._conn_counter = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._accepting = False
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self._bus.start(self.node_id, self._on_push)
+        self._spawn_background(self._sweep_timers())
+        self._spawn_background(self._refresh_locations())
+        self._accepting = True
+
+    async def stop(self) -> None:
+        """Close every connection with DRAINING (clients reconnect and sync), then stop."""
+        self._accepting = False
+        for conn in self.hub:
+            conn.kick(Code.DRAINING, "node shutting down")
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        locations = [self._location(c) for c in self.hub if c.login]
+        for location in locations:
+            await self._locations.unregister(location)
+
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    # ----------------------------------------------------- from the transports
+
+    def open_connection(self, transport: Transport) -> Connection | None:
+        if not self._accepting or self._loop is None:
+            transport.close(int(Code.DRAINING), "node is not accepting connections")
+            return None
+        self._conn_counter += 1
+        limits = self.settings.limits
+        session = ServerSession(
+            self.now(),
+            auth_deadline=self.settings.auth.deadline,
+            heartbeat_timeout=self.settings.heartbeat.timeout,
+            max_frame_size=limits.max_frame_size,
+        )
+        conn = Connection(
+            self._conn_prefix | self._conn_counter,
+            transport,
+            session,
+            self,
+            max_outbound_bytes=limits.max_outbound_bytes,
+            loop=self._loop,
+        )
+        self.hub.add(conn)
+        self._schedule(conn)
+        return conn
+
+    # ------------------------------------------------------ from connections
+
+    def on_events(self, connection: Connection, events: list[Event]) -> None:
+        for event in events:
+            match event:
+                case AuthRequested():
+                    self._spawn(connection, self._authenticate(connection, event))
+                case ChatReceived():
+                    self._spawn(connection, self._chat(connection, event))
+                case SyncRequested():
+                    self._spawn(connection, self._sync(connection, event))
+                case CloseRequested():
+                    connection.close(event)
+
+    def on_closed(self, connection: Connection) -> None:
+        self.hub.remove(connection)
+        self._wheel.cancel(connection)
+        if connection.login is not None:
+            self._spawn_background(self._locations.unregister(self._location(connection)))
+
+    # --------------------------------------------------------------- handlers
+
+    async def _authenticate(self, conn: Connection, event: AuthRequested) -> None:
+        request = event.request
+        try:
+            identity = self._verifier.verify(request.token)
+        except AuthError as exc:
+            log.info("auth refused", extra={"conn_id": conn.conn_id, "code": int(exc.code)})
+            conn.close(conn.session.reject_auth(event.seq, exc.code, str(exc)))
+            return
+        login = DeviceLogin(
+            conn_id=conn.conn_id,
+            user_id=identity.user_id,
+            device_id=request.device_id or f"conn-{conn.conn_id}",
+            platform=request.platform or "unknown",
+            login_time=time.time(),
+        )
+        existing = [c.login for c in self.hub.of_user(login.user_id) if c.login]
+        for old in logins_to_replace(self.settings.multi_device_policy, existing, login):
+            replaced = self.hub.get(old.conn_id)
+            if replaced is not None:
+                replaced.kick(Code.KICKED_NEW_LOGIN, "replaced by a newer login")
+        conn.login = login
+        self.hub.bind(conn)
+        await self._locations.register(self._location(conn), self._location_ttl)
+        if conn.closed:
+            return
+        hb = self.settings.heartbeat
+        conn.accept_auth(
+            event.seq,
+            AuthResponse(
+                code=int(Code.OK),
+                user_id=login.user_id,
+                message="ok",
+                conn_id=conn.conn_id,
+                node_id=self.node_id,
+                heartbeat_interval_ms=int(hb.interval * 1000),
+                heartbeat_timeout_ms=int(hb.timeout * 1000),
+            ),
+        )
+        self._schedule(conn)
+        log.info(
+            "authenticated",
+            extra={"conn_id": conn.conn_id, "user_id": login.user_id, "node_id": self.node_id},
+        )
+
+    async def _chat(self, conn: Connection, event: ChatReceived) -> None:
+        message = event.message
+        problem = self._check_message(message.msg_id, message.to_user, message.content)
+        if problem:
+            conn.reply(
+                event.stream_id,
+                event.seq,
+                MessageAck(message.msg_id, int(Code.INVALID_MESSAGE)),
+            )
+            return
+        upstream = Upstream(
+            msg_id=message.msg_id,
+            from_user=conn.user_id,
+            to_user=message.to_user,
+            content=message.content,
+            content_type=message.content_type,
+            delivery=Delivery.DIRECT,
+            group_id=0,
+            node_id=self.node_id,
+            conn_id=conn.conn_id,
+            received_at_ms=int(time.time() * 1000),
+        )
+        try:
+            ack = await self._bus.publish_upstream(upstream)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("upstream publish failed", extra={"conn_id": conn.conn_id})
+            conn.reply(
+                event.stream_id, event.seq, MessageAck(message.msg_id, int(Code.UNAVAILABLE))
+            )
+            return
+        conn.reply(
+            event.stream_id,
+            event.seq,
+            MessageAck(message.msg_id, int(Code.OK), ack.server_seq, ack.timestamp, ack.duplicate),
+        )
+
+    def _check_message(self, msg_id: str, to_user: int, content: str) -> str:
+        if not msg_id or len(msg_id) > _MAX_MSG_ID:
+            return f"msg_id must be 1..{_MAX_MSG_ID} characters"
+        if to_user <= 0:
+            return "to_user must be a user id"
+        if len(content.encode()) > self.settings.limits.max_content_bytes:
+            return "content too large"
+        return ""
+
+    async def _sync(self, conn: Connection, event: SyncRequested) -> None:
+        try:
+            result = await self._bus.sync(
+                conn.user_id, event.request.since_seq, event.request.limit
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sync failed", extra={"conn_id": conn.conn_id})
+            conn.reply(event.stream_id, event.seq, SyncResponse(code=int(Code.UNAVAILABLE)))
+            return
+        conn.reply(
+            event.stream_id,
+            event.seq,
+            SyncResponse(int(Code.OK), result.messages, result.max_seq, result.has_more),
+        )
+
+    def _on_push(self, pushes: Sequence[Push]) -> None:
+        for push in pushes:
+            for conn in self.hub.of_user(push.user_id):
+                if conn.conn_id != push.exclude_conn_id:
+                    conn.push(push.message)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _location(self, conn: Connection) -> Location:
+        login = conn.login
+        assert login is not None
+        return Location(
+            login.user_id,
+            self.node_id,
+            conn.conn_id,
+            login.device_id,
+            login.platform,
+            login.login_time,
+        )
+
+    def _schedule(self, conn: Connection) -> None:
+        deadline = conn.session.next_deadline()
+        if deadline is not None and not conn.closed:
+            self._wheel.schedule(conn, deadline)
+
+    async def _sweep_timers(self) -> None:
+        resolution = self._wheel._resolution
+        while True:
+            await asyncio.sleep(resolution)
+            now = self.now()
+            for conn in self._wheel.pop_due(now):
+                conn.check_timers(now)
+                self._schedule(conn)
+
+    async def _refresh_locations(self) -> None:
+        while True:
+            await asyncio.sleep(self._location_ttl / 3)
+            live = [self._location(c) for c in self.hub if c.login is not None and not c.closed]
+            try:
+                await self._locations.refresh(live, self._location_ttl)
+            except Exception:
+                log.exception("location refresh failed")
+
+    def _spawn(self, conn: Connection, work: Coroutine[Any, Any, None]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(work)
+        conn.tasks.add(task)
+        task.add_done_callback(conn.tasks.discard)
+
+    def _spawn_background(self, work: Coroutine[Any, Any, None]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

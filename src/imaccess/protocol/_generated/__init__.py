@@ -1,0 +1,1 @@
+"""flatc output for schema/message.fbs; regenerate with scripts/gen_flatbuffers.sh."""

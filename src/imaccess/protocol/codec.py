@@ -1,0 +1,321 @@
+"""FlatBuffers ⇄ typed messages. The only module that imports the generated code.
+
+A frame's body is a ``Packet`` whose ``payload`` is the type's own table as a nested
+FlatBuffer. The Python FlatBuffers runtime has no verifier, so decoding treats *any*
+exception from the generated accessors (bad offsets, truncated buffers, invalid UTF-8)
+as a malformed frame: garbage from one client becomes a :class:`MalformedFrame` for that
+client and nothing else.
+
+The payload vector is read as a ``memoryview`` slice: the generated per-element
+``Payload(j)`` accessor costs milliseconds per KiB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import flatbuffers
+
+from ._generated import message_generated as fb
+from .codes import Code
+from .errors import MalformedFrame, ProtocolError
+from .framing import Frame, encode_frame
+from .messages import (
+    AuthRequest,
+    AuthResponse,
+    Body,
+    ChatMessage,
+    Delivery,
+    Error,
+    Heartbeat,
+    Kick,
+    MessageAck,
+    MsgType,
+    Notice,
+    NoticeKind,
+    Packet,
+    SyncRequest,
+    SyncResponse,
+)
+
+__all__ = ["UnknownMsgType", "decode_frame", "encode_body", "encode_packet"]
+
+_PACKET_PAYLOAD_SLOT = 10  # vtable offset of Packet.payload (4 + 2 * field index)
+
+
+class UnknownMsgType(ProtocolError):
+    """A well-formed packet of a type this side does not handle. Not fatal."""
+
+    code = Code.UNKNOWN_MSG_TYPE
+
+    def __init__(self, msg_type: int, seq: int) -> None:
+        super().__init__(f"unknown msg_type {msg_type}")
+        self.msg_type = msg_type
+        self.seq = seq
+
+
+# ---------------------------------------------------------------------------- encode
+
+B = TypeVar("B")
+
+
+def _finish(builder: flatbuffers.Builder, root: int) -> bytes:
+    builder.Finish(root)
+    return bytes(builder.Output())
+
+
+def _strings(builder: flatbuffers.Builder, *values: str) -> list[int]:
+    return [builder.CreateString(v) for v in values]
+
+
+def _build_chat(b: flatbuffers.Builder, m: ChatMessage) -> int:
+    msg_id, content = _strings(b, m.msg_id, m.content)
+    fb.ChatMessageStart(b)
+    fb.ChatMessageAddMsgId(b, msg_id)
+    fb.ChatMessageAddFromUser(b, m.from_user)
+    fb.ChatMessageAddToUser(b, m.to_user)
+    fb.ChatMessageAddContent(b, content)
+    fb.ChatMessageAddContentType(b, m.content_type)
+    fb.ChatMessageAddTimestamp(b, m.timestamp)
+    fb.ChatMessageAddSeq(b, m.seq)
+    fb.ChatMessageAddDelivery(b, int(m.delivery))
+    fb.ChatMessageAddGroupId(b, m.group_id)
+    return int(fb.ChatMessageEnd(b))
+
+
+def _encode_table(body: Body) -> bytes:
+    b = flatbuffers.Builder(64)
+    match body:
+        case Heartbeat():
+            return b""
+        case AuthRequest(token, device_id, platform):
+            t, d, p = _strings(b, token, device_id, platform)
+            fb.AuthRequestStart(b)
+            fb.AuthRequestAddToken(b, t)
+            fb.AuthRequestAddDeviceId(b, d)
+            fb.AuthRequestAddPlatform(b, p)
+            return _finish(b, fb.AuthRequestEnd(b))
+        case AuthResponse():
+            message, node_id = _strings(b, body.message, body.node_id)
+            fb.AuthResponseStart(b)
+            fb.AuthResponseAddCode(b, body.code)
+            fb.AuthResponseAddUserId(b, body.user_id)
+            fb.AuthResponseAddMessage(b, message)
+            fb.AuthResponseAddConnId(b, body.conn_id)
+            fb.AuthResponseAddNodeId(b, node_id)
+            fb.AuthResponseAddHeartbeatIntervalMs(b, body.heartbeat_interval_ms)
+            fb.AuthResponseAddHeartbeatTimeoutMs(b, body.heartbeat_timeout_ms)
+            return _finish(b, fb.AuthResponseEnd(b))
+        case ChatMessage():
+            return _finish(b, _build_chat(b, body))
+        case MessageAck():
+            (msg_id,) = _strings(b, body.msg_id)
+            fb.MessageAckStart(b)
+            fb.MessageAckAddMsgId(b, msg_id)
+            fb.MessageAckAddCode(b, body.code)
+            fb.MessageAckAddServerSeq(b, body.server_seq)
+            fb.MessageAckAddTimestamp(b, body.timestamp)
+            fb.MessageAckAddDuplicate(b, body.duplicate)
+            return _finish(b, fb.MessageAckEnd(b))
+        case SyncRequest(since_seq, limit):
+            fb.SyncRequestStart(b)
+            fb.SyncRequestAddSinceSeq(b, since_seq)
+            fb.SyncRequestAddLimit(b, limit)
+            return _finish(b, fb.SyncRequestEnd(b))
+        case SyncResponse():
+            offsets = [_build_chat(b, m) for m in body.messages]
+            fb.SyncResponseStartMessagesVector(b, len(offsets))
+            for offset in reversed(offsets):
+                b.PrependUOffsetTRelative(offset)
+            vector = b.EndVector()
+            fb.SyncResponseStart(b)
+            fb.SyncResponseAddCode(b, body.code)
+            fb.SyncResponseAddMessages(b, vector)
+            fb.SyncResponseAddMaxSeq(b, body.max_seq)
+            fb.SyncResponseAddHasMore(b, body.has_more)
+            return _finish(b, fb.SyncResponseEnd(b))
+        case Kick(code, reason):
+            (r,) = _strings(b, reason)
+            fb.KickStart(b)
+            fb.KickAddCode(b, code)
+            fb.KickAddReason(b, r)
+            return _finish(b, fb.KickEnd(b))
+        case Error(code, message):
+            (m,) = _strings(b, message)
+            fb.ErrorStart(b)
+            fb.ErrorAddCode(b, code)
+            fb.ErrorAddMessage(b, m)
+            return _finish(b, fb.ErrorEnd(b))
+        case Notice(kind, code, message, reconnect_after_ms):
+            (m,) = _strings(b, message)
+            fb.NoticeStart(b)
+            fb.NoticeAddKind(b, int(kind))
+            fb.NoticeAddCode(b, code)
+            fb.NoticeAddMessage(b, m)
+            fb.NoticeAddReconnectAfterMs(b, reconnect_after_ms)
+            return _finish(b, fb.NoticeEnd(b))
+    raise TypeError(f"not a message body: {body!r}")
+
+
+def encode_body(seq: int, msg_type: int, payload: bytes, timestamp: int = 0) -> bytes:
+    """A whole frame around an already-encoded payload table (for forwarding as-is)."""
+    b = flatbuffers.Builder(len(payload) + 48)
+    vector = b.CreateByteVector(payload) if payload else None
+    fb.PacketStart(b)
+    fb.PacketAddSeq(b, seq)
+    fb.PacketAddMsgType(b, msg_type)
+    fb.PacketAddTimestamp(b, timestamp)
+    if vector is not None:
+        fb.PacketAddPayload(b, vector)
+    return encode_frame(msg_type, _finish(b, fb.PacketEnd(b)))
+
+
+def encode_packet(packet: Packet) -> bytes:
+    """The frame for ``packet``: header plus Packet body, ready for a stream."""
+    return encode_body(
+        packet.seq, int(packet.body.msg_type), _encode_table(packet.body), packet.timestamp
+    )
+
+
+# ---------------------------------------------------------------------------- decode
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8")
+    return str(value)
+
+
+def _chat(t: Any) -> ChatMessage:
+    return ChatMessage(
+        msg_id=_text(t.MsgId()),
+        from_user=t.FromUser(),
+        to_user=t.ToUser(),
+        content=_text(t.Content()),
+        content_type=t.ContentType(),
+        timestamp=t.Timestamp(),
+        seq=t.Seq(),
+        delivery=Delivery(t.Delivery()),
+        group_id=t.GroupId(),
+    )
+
+
+def _root(cls: Any, buf: memoryview) -> Any:
+    if len(buf) < 4:
+        raise MalformedFrame("payload too short for a table")
+    return cls.GetRootAs(buf, 0)
+
+
+def _sync_response(t: Any, buf: memoryview) -> SyncResponse:
+    count = t.MessagesLength()
+    if count * 4 > len(buf):
+        raise MalformedFrame("message vector longer than the payload")
+    return SyncResponse(
+        code=t.Code(),
+        messages=tuple(_chat(t.Messages(i)) for i in range(count)),
+        max_seq=t.MaxSeq(),
+        has_more=bool(t.HasMore()),
+    )
+
+
+_DECODERS: dict[int, Callable[[memoryview], Body]] = {
+    MsgType.HEARTBEAT: lambda buf: Heartbeat(),
+    MsgType.AUTH: lambda buf: (
+        lambda t: AuthRequest(_text(t.Token()), _text(t.DeviceId()), _text(t.Platform()))
+    )(_root(fb.AuthRequest, buf)),
+    MsgType.AUTH_ACK: lambda buf: (
+        lambda t: AuthResponse(
+            code=t.Code(),
+            user_id=t.UserId(),
+            message=_text(t.Message()),
+            conn_id=t.ConnId(),
+            node_id=_text(t.NodeId()),
+            heartbeat_interval_ms=t.HeartbeatIntervalMs(),
+            heartbeat_timeout_ms=t.HeartbeatTimeoutMs(),
+        )
+    )(_root(fb.AuthResponse, buf)),
+    MsgType.MESSAGE: lambda buf: _chat(_root(fb.ChatMessage, buf)),
+    MsgType.MESSAGE_ACK: lambda buf: (
+        lambda t: MessageAck(
+            msg_id=_text(t.MsgId()),
+            code=t.Code(),
+            server_seq=t.ServerSeq(),
+            timestamp=t.Timestamp(),
+            duplicate=bool(t.Duplicate()),
+        )
+    )(_root(fb.MessageAck, buf)),
+    MsgType.SYNC: lambda buf: (lambda t: SyncRequest(t.SinceSeq(), t.Limit()))(
+        _root(fb.SyncRequest, buf)
+    ),
+    MsgType.SYNC_ACK: lambda buf: _sync_response(_root(fb.SyncResponse, buf), buf),
+    MsgType.KICK: lambda buf: (lambda t: Kick(t.Code(), _text(t.Reason())))(_root(fb.Kick, buf)),
+    MsgType.ERROR: lambda buf: (lambda t: Error(t.Code(), _text(t.Message())))(
+        _root(fb.Error, buf)
+    ),
+    MsgType.NOTICE: lambda buf: (
+        lambda t: Notice(NoticeKind(t.Kind()), t.Code(), _text(t.Message()), t.ReconnectAfterMs())
+    )(_root(fb.Notice, buf)),
+}
+
+_EMPTY_OK = frozenset({MsgType.HEARTBEAT, MsgType.SYNC})
+
+
+def read_envelope(frame: Frame) -> tuple[int, int, memoryview]:
+    """``(seq, timestamp, payload)`` of a frame's Packet, checking the type matches.
+
+    The cheap half of decoding, for a path that forwards the payload untouched.
+    """
+    body = frame.body
+    try:
+        if len(body) < 8:
+            raise MalformedFrame("body too short for a Packet")
+        packet = fb.Packet.GetRootAs(body, 0)
+        msg_type = packet.MsgType()
+        seq = packet.Seq()
+        timestamp = packet.Timestamp()
+        tab = packet._tab
+        slot = tab.Offset(_PACKET_PAYLOAD_SLOT)
+        if slot:
+            start = tab.Vector(slot)
+            length = tab.VectorLen(slot)
+            if start + length > len(body):
+                raise MalformedFrame("payload vector runs past the body")
+            payload = memoryview(body)[start : start + length]
+        else:
+            payload = memoryview(b"")
+    except ProtocolError:
+        raise
+    except Exception as exc:
+        raise MalformedFrame(f"body is not a Packet: {exc}") from None
+    if msg_type != frame.msg_type:
+        raise MalformedFrame(
+            f"header msg_type {frame.msg_type} differs from Packet.msg_type {msg_type}"
+        )
+    return seq, timestamp, payload
+
+
+def decode_frame(frame: Frame) -> Packet:
+    """The typed Packet in ``frame``.
+
+    Raises MalformedFrame for a body that does not decode, and UnknownMsgType (with the
+    packet's seq, so the reply can echo it) for a well-formed packet of an unknown type.
+    """
+    seq, timestamp, payload = read_envelope(frame)
+    decoder = _DECODERS.get(frame.msg_type)
+    if decoder is None:
+        raise UnknownMsgType(frame.msg_type, seq)
+    if not payload and frame.msg_type in _EMPTY_OK:
+        body: Body = Heartbeat() if frame.msg_type == MsgType.HEARTBEAT else SyncRequest()
+        return Packet(seq, body, timestamp)
+    try:
+        body = decoder(payload)
+    except ProtocolError:
+        raise
+    except Exception as exc:
+        raise MalformedFrame(
+            f"{MsgType(frame.msg_type).name} payload does not decode: {exc}"
+        ) from None
+    return Packet(seq, body, timestamp)

@@ -1,0 +1,289 @@
+"""Server-side session state, free of I/O.
+
+Rules (PROTOCOL.md "Streams" and "Handshake"):
+
+* The first bidirectional stream a client opens is the **control** stream; its first
+  frame must be an AuthRequest (a Heartbeat may precede it, for 0-RTT keepalive).
+* While authentication is pending only Heartbeats may arrive; anything else closes the
+  connection with PROTOCOL_ERROR. An AuthRequest in 0-RTT early data is refused with
+  EARLY_DATA_REFUSED and the connection stays open for a retry after the handshake.
+* After a successful AuthAck the client opens its second bidirectional stream, the
+  **message** stream. Pushes go there, or on the control stream while there is none.
+  Replies go on the stream the request came on. A third bidirectional stream is a
+  protocol error.
+* Any frame counts as activity; silence for ``heartbeat_timeout`` closes with
+  HEARTBEAT_TIMEOUT; no AuthRequest within ``auth_deadline`` closes with AUTH_TIMEOUT.
+
+The session never reads a clock: every call that depends on time takes ``now``
+(seconds, any monotonic origin). Inputs are ``receive`` / ``check_timers`` and the
+outcomes the adapter reports (``accept_auth`` ...); outputs are events from those calls
+and frames taken with ``data_to_send``. Once closed, the session ignores input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from .codec import UnknownMsgType, decode_frame, encode_packet
+from .codes import Code
+from .errors import ProtocolError, StreamViolation
+from .framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder
+from .messages import (
+    AuthRequest,
+    AuthResponse,
+    Body,
+    ChatMessage,
+    Error,
+    Heartbeat,
+    Kick,
+    Packet,
+    SyncRequest,
+)
+
+__all__ = [
+    "AuthRequested",
+    "ChatReceived",
+    "CloseRequested",
+    "Event",
+    "ServerSession",
+    "SessionState",
+    "SyncRequested",
+]
+
+
+class SessionState(Enum):
+    AWAITING_AUTH = "awaiting_auth"
+    AUTHENTICATING = "authenticating"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequested:
+    seq: int
+    request: AuthRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReceived:
+    seq: int
+    stream_id: int
+    message: ChatMessage
+    early_data: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequested:
+    seq: int
+    stream_id: int
+    request: SyncRequest
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequested:
+    """Send what is queued, then close the connection with ``code``."""
+
+    code: Code
+    reason: str
+
+
+Event = AuthRequested | ChatReceived | SyncRequested | CloseRequested
+
+
+class ServerSession:
+    __slots__ = (
+        "_auth_deadline",
+        "_decoders",
+        "_heartbeat_timeout",
+        "_last_active",
+        "_max_frame_size",
+        "_outbound",
+        "close_code",
+        "control_stream",
+        "message_stream",
+        "opened_at",
+        "state",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        now: float,
+        *,
+        auth_deadline: float,
+        heartbeat_timeout: float,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        self.state = SessionState.AWAITING_AUTH
+        self.opened_at = now
+        self.control_stream: int | None = None
+        self.message_stream: int | None = None
+        self.user_id = 0
+        self.close_code: Code | None = None
+        self._auth_deadline = auth_deadline
+        self._heartbeat_timeout = heartbeat_timeout
+        self._max_frame_size = max_frame_size
+        self._last_active = now
+        self._decoders: dict[int, FrameDecoder] = {}
+        self._outbound: list[tuple[int, bytes]] = []
+
+    # ------------------------------------------------------------------ input
+
+    def receive(
+        self, stream_id: int, data: bytes, now: float, *, early_data: bool = False
+    ) -> list[Event]:
+        """Bytes arrived on a client bidirectional stream."""
+        if self.state is SessionState.CLOSED:
+            return []
+        events: list[Event] = []
+        try:
+            decoder = self._decoders.get(stream_id) or self._open_stream(stream_id)
+            for frame in decoder.feed(data):
+                self._last_active = now
+                try:
+                    packet = decode_frame(frame)
+                except UnknownMsgType as exc:
+                    self._send(stream_id, Packet(exc.seq, Error(exc.code, exc.message)))
+                    continue
+                event = self._dispatch(stream_id, packet, early_data)
+                if event is not None:
+                    events.append(event)
+                if self.close_code is not None:
+                    break
+        except ProtocolError as exc:
+            events.append(self._violation(stream_id, exc))
+        return events
+
+    def check_timers(self, now: float) -> list[Event]:
+        """Call at or after ``next_deadline()``; closes a silent or unauthenticated peer."""
+        if self.state in (SessionState.AWAITING_AUTH, SessionState.AUTHENTICATING):
+            if now >= self.opened_at + self._auth_deadline:
+                return [self.kick(Code.AUTH_TIMEOUT, "no AuthRequest within the deadline")]
+        elif (
+            self.state is SessionState.ACTIVE and now >= self._last_active + self._heartbeat_timeout
+        ):
+            return [self.kick(Code.HEARTBEAT_TIMEOUT, "no heartbeat within the timeout")]
+        return []
+
+    def next_deadline(self) -> float | None:
+        if self.state in (SessionState.AWAITING_AUTH, SessionState.AUTHENTICATING):
+            return self.opened_at + self._auth_deadline
+        if self.state is SessionState.ACTIVE:
+            return self._last_active + self._heartbeat_timeout
+        return None
+
+    # ------------------------------------------------------------ outcomes
+
+    def accept_auth(self, seq: int, response: AuthResponse) -> None:
+        """The adapter verified the token and registered the connection."""
+        if self.state is not SessionState.AUTHENTICATING:
+            return
+        self.state = SessionState.ACTIVE
+        self.user_id = response.user_id
+        assert self.control_stream is not None
+        self._send(self.control_stream, Packet(seq, response))
+
+    def reject_auth(self, seq: int, code: Code, message: str) -> CloseRequested:
+        """The token was refused: answer with the code, then close."""
+        if self.control_stream is not None and self.state is not SessionState.CLOSED:
+            self._send(
+                self.control_stream, Packet(seq, AuthResponse(code=int(code), message=message))
+            )
+        return self._close(code, message)
+
+    def reply(self, stream_id: int, seq: int, body: Body) -> None:
+        if self.state is not SessionState.CLOSED:
+            self._send(stream_id, Packet(seq, body))
+
+    def push(self, body: Body, seq: int = 0) -> None:
+        """Server-initiated frame: on the message stream, else the control stream."""
+        stream = self.message_stream if self.message_stream is not None else self.control_stream
+        if stream is not None and self.state is SessionState.ACTIVE:
+            self._send(stream, Packet(seq, body))
+
+    def kick(self, code: Code, reason: str) -> CloseRequested:
+        """Tell the client why (a Kick frame on the control stream), then close."""
+        if self.state is not SessionState.CLOSED and self.control_stream is not None:
+            self._send(self.control_stream, Packet(0, Kick(int(code), reason)))
+        return self._close(code, reason)
+
+    def data_to_send(self) -> list[tuple[int, bytes]]:
+        """Frames produced since the last call, as ``(stream_id, frame)`` in order."""
+        out, self._outbound = self._outbound, []
+        return out
+
+    # ------------------------------------------------------------ internals
+
+    def _open_stream(self, stream_id: int) -> FrameDecoder:
+        if self.control_stream is None:
+            self.control_stream = stream_id
+        elif self.message_stream is None and self.state is SessionState.ACTIVE:
+            self.message_stream = stream_id
+        else:
+            raise StreamViolation(
+                f"stream {stream_id} not allowed: control and message streams only, "
+                "the message stream after AuthAck"
+            )
+        decoder = FrameDecoder(self._max_frame_size)
+        self._decoders[stream_id] = decoder
+        return decoder
+
+    def _dispatch(self, stream_id: int, packet: Packet, early_data: bool) -> Event | None:
+        body = packet.body
+        if isinstance(body, Heartbeat):
+            self._send(stream_id, Packet(packet.seq, Heartbeat()))
+            return None
+        if self.state is SessionState.AWAITING_AUTH:
+            if not isinstance(body, AuthRequest):
+                raise StreamViolation(f"the first frame must be Auth, got {body.msg_type.name}")
+            if early_data:
+                self._send(
+                    stream_id,
+                    Packet(
+                        packet.seq,
+                        AuthResponse(
+                            code=int(Code.EARLY_DATA_REFUSED),
+                            message="AuthRequest is not accepted in 0-RTT data; resend it",
+                        ),
+                    ),
+                )
+                return None
+            self.state = SessionState.AUTHENTICATING
+            return AuthRequested(packet.seq, body)
+        if self.state is SessionState.AUTHENTICATING:
+            raise StreamViolation(f"{body.msg_type.name} before AuthAck")
+        match body:
+            case ChatMessage():
+                return ChatReceived(packet.seq, stream_id, body, early_data)
+            case SyncRequest():
+                return SyncRequested(packet.seq, stream_id, body)
+            case AuthRequest():
+                self._send(
+                    stream_id,
+                    Packet(
+                        packet.seq, Error(int(Code.ALREADY_AUTHENTICATED), "already authenticated")
+                    ),
+                )
+                return None
+        self._send(
+            stream_id,
+            Packet(
+                packet.seq,
+                Error(int(Code.UNKNOWN_MSG_TYPE), f"{body.msg_type.name} is not sent by clients"),
+            ),
+        )
+        return None
+
+    def _violation(self, stream_id: int, exc: ProtocolError) -> CloseRequested:
+        if self.state is not SessionState.CLOSED:
+            self._send(stream_id, Packet(0, Error(int(exc.code), exc.message)))
+        return self._close(exc.code, exc.message)
+
+    def _close(self, code: Code, reason: str) -> CloseRequested:
+        self.state = SessionState.CLOSED
+        self.close_code = code
+        return CloseRequested(code, reason)
+
+    def _send(self, stream_id: int, packet: Packet) -> None:
+        self._outbound.append((stream_id, encode_packet(packet)))

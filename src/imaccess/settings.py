@@ -1,0 +1,215 @@
+"""One typed settings object, loaded from YAML, overridden by environment variables.
+
+Every key has a default, so no file is needed. A key's environment variable is
+``IMACCESS_`` followed by its dotted path upper-cased with dots as underscores:
+``heartbeat.interval`` ← ``IMACCESS_HEARTBEAT_INTERVAL``, ``listen`` ← ``IMACCESS_LISTEN``.
+``configs/config.yaml`` documents every key. Unknown keys in the file are an error,
+so a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+__all__ = [
+    "AuthSettings",
+    "HeartbeatSettings",
+    "LimitsSettings",
+    "LogicSettings",
+    "MultiDevicePolicy",
+    "QuicSettings",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
+
+ENV_PREFIX = "IMACCESS_"
+DEV_SECRET = "imaccess-development-secret-change-me-before-production"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+class MultiDevicePolicy(StrEnum):
+    SINGLE_DEVICE = "single_device"
+    """A new login kicks every other connection of the user."""
+    MULTI_DEVICE = "multi_device"
+    """All devices coexist (a reconnect of the same device_id still replaces its old one)."""
+    SINGLE_PER_PLATFORM = "single_per_platform"
+    """One connection per platform: a login kicks the user's others on that platform."""
+
+
+@dataclass(slots=True)
+class QuicSettings:
+    idle_timeout: float = 90.0
+    max_streams_bidi: int = 100
+    max_streams_uni: int = 50
+    max_datagram_frame_size: int = 65536
+    certificate: str = ""
+    """PEM certificate chain; empty: a development ECDSA certificate is generated."""
+    private_key: str = ""
+    state_dir: str = ".imaccess"
+    """Where the development certificate is kept."""
+
+
+@dataclass(slots=True)
+class AuthSettings:
+    algorithm: str = "HS256"
+    """HS256 (shared secret), or RS256 / ES256 / EdDSA with a public key or a JWKS file."""
+    secret: str = DEV_SECRET
+    public_key_file: str = ""
+    jwks_file: str = ""
+    audience: str = ""
+    issuer: str = ""
+    leeway: float = 5.0
+    deadline: float = 10.0
+    """Seconds a new connection has to send its AuthRequest."""
+    dev_token_ttl: float = 86400.0
+
+
+@dataclass(slots=True)
+class HeartbeatSettings:
+    interval: float = 30.0
+    timeout: float = 90.0
+
+
+@dataclass(slots=True)
+class LimitsSettings:
+    max_frame_size: int = 64 * 1024
+    max_outbound_bytes: int = 1024 * 1024
+    """Bytes queued towards one connection before it is closed as a slow consumer."""
+    max_content_bytes: int = 16 * 1024
+
+
+@dataclass(slots=True)
+class LogicSettings:
+    inbox_limit: int = 10_000
+    """Messages kept per user inbox in memory; older ones are dropped first."""
+    sync_batch: int = 200
+    """Most messages in one SyncResponse."""
+    dedupe_window: float = 24 * 3600.0
+    """How long a msg_id is remembered for de-duplication."""
+
+
+@dataclass(slots=True)
+class Settings:
+    node_id: str = "access-1"
+    listen: str = "127.0.0.1:8443"
+    """host:port of the QUIC listener (UDP)."""
+    multi_device_policy: MultiDevicePolicy = MultiDevicePolicy.MULTI_DEVICE
+    log_level: str = "INFO"
+    quic: QuicSettings = field(default_factory=QuicSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    logic: LogicSettings = field(default_factory=LogicSettings)
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return split_host_port(self.listen)
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SettingsError(f"expected host:port, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then the YAML file (if any), then ``IMACCESS_*`` variables."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{path}: the top level must be a mapping")
+        data = loaded
+    settings = _build(Settings, data, "")
+    _apply_env(settings, os.environ if environ is None else environ, "")
+    if settings.heartbeat.timeout <= settings.heartbeat.interval:
+        raise SettingsError("heartbeat.timeout must exceed heartbeat.interval")
+    return settings
+
+
+T = TypeVar("T")
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(cls: type[T], data: Mapping[str, Any], prefix: str) -> T:
+    hints = _field_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise SettingsError(
+            f"unknown settings key(s): {', '.join(prefix + k for k in sorted(unknown))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, Mapping):
+                raise SettingsError(f"{prefix}{name} must be a mapping")
+            kwargs[name] = _build(kind, value, f"{prefix}{name}.")  # type: ignore[arg-type]
+        else:
+            kwargs[name] = _coerce(kind, value, prefix + name)
+    return cls(**kwargs)
+
+
+def _apply_env(obj: Any, environ: Mapping[str, str], prefix: str) -> None:
+    hints = _field_types(type(obj))
+    for f in dataclasses.fields(obj):
+        kind = hints[f.name]
+        path = prefix + f.name
+        if dataclasses.is_dataclass(kind):
+            _apply_env(getattr(obj, f.name), environ, path + ".")
+            continue
+        var = ENV_PREFIX + path.replace(".", "_").upper()
+        if var in environ:
+            setattr(obj, f.name, _coerce(kind, environ[var], var))
+
+
+def _coerce(kind: Any, value: Any, where: str) -> Any:
+    try:
+        if isinstance(kind, type) and issubclass(kind, Enum):
+            return kind(value)
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            return str(value)
+        if typing.get_origin(kind) in (list, types.GenericAlias):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return [str(i).strip() for i in items if str(i).strip()]
+    except (TypeError, ValueError):
+        raise SettingsError(
+            f"{where}: {value!r} is not a valid {getattr(kind, '__name__', kind)}"
+        ) from None
+    raise SettingsError(f"{where}: unsupported setting type {kind!r}")

@@ -1,0 +1,336 @@
+"""Raw QUIC transport (ALPN ``im-access``) on aioquic's sans-I/O ``QuicConnection``.
+
+We do not use aioquic's ``serve()``: its server forgets a closed connection by scanning
+every connection ID of every connection (O(all connections) per close, which froze the
+loop for tens of seconds in a wave of timeouts at 30K connections). Here each peer
+keeps the set of its own connection IDs, so a close costs O(its own IDs).
+
+Stream contract (PROTOCOL.md): client bidirectional streams carry frames and are handed
+to the connection's session; client unidirectional streams are refused for now with
+STOP_SENDING. Data received before the handshake completes is 0-RTT early data and is
+flagged as such, so the session can refuse an AuthRequest in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Protocol, cast
+
+from aioquic._buffer import Buffer
+from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
+from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.events import (
+    ConnectionIdIssued,
+    ConnectionIdRetired,
+    ConnectionTerminated,
+    HandshakeCompleted,
+    QuicEvent,
+    StreamDataReceived,
+)
+from aioquic.quic.packet import (
+    QuicHeader,
+    QuicPacketType,
+    encode_quic_retry,
+    encode_quic_version_negotiation,
+    pull_quic_header,
+)
+from aioquic.quic.retry import QuicRetryTokenHandler
+from aioquic.tls import SessionTicket
+
+from ..connection import Connection, Transport
+from ..protocol.codes import Code
+from ..settings import QuicSettings
+
+__all__ = ["ALPN", "ConnectionAcceptor", "QuicServer", "make_server_configuration", "serve_quic"]
+
+ALPN = "im-access"
+log = logging.getLogger(__name__)
+
+
+class ConnectionAcceptor(Protocol):
+    """The node, as a transport sees it."""
+
+    def open_connection(self, transport: Transport) -> Connection | None: ...
+
+
+def make_server_configuration(
+    settings: QuicSettings, cert_file: str, key_file: str
+) -> QuicConfiguration:
+    configuration = QuicConfiguration(
+        is_client=False,
+        alpn_protocols=[ALPN],
+        idle_timeout=settings.idle_timeout,
+        max_datagram_frame_size=settings.max_datagram_frame_size,
+    )
+    configuration.load_cert_chain(cert_file, key_file)
+    return configuration
+
+
+class _TicketStore:
+    """Session tickets for resumption and 0-RTT; bounded, single use."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._tickets: dict[bytes, SessionTicket] = {}
+        self._capacity = capacity
+
+    def add(self, ticket: SessionTicket) -> None:
+        if len(self._tickets) >= self._capacity:
+            self._tickets.pop(next(iter(self._tickets)))
+        self._tickets[ticket.ticket] = ticket
+
+    def pop(self, label: bytes) -> SessionTicket | None:
+        return self._tickets.pop(label, None)
+
+
+class QuicPeer:
+    """One QUIC connection: drives the state machine and is the Connection's transport."""
+
+    kind = "quic"
+
+    def __init__(self, server: QuicServer, quic: QuicConnection, addr: NetworkAddress) -> None:
+        self._server = server
+        self._quic = quic
+        self._addr = addr
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.cids: set[bytes] = set()
+        self.connection: Connection | None = None
+        self._refused = False
+
+    # ------------------------------------------------------------ Transport
+
+    @property
+    def remote_address(self) -> tuple[str, int]:
+        return (str(self._addr[0]), int(self._addr[1]))
+
+    def send(self, stream_id: int, data: bytes) -> None:
+        self._quic.send_stream_data(stream_id, data)
+
+    def transmit(self) -> None:
+        server = self._server
+        now = server.loop.time()
+        for data, addr in self._quic.datagrams_to_send(now=now):
+            server.sendto(data, addr)
+        timer_at = self._quic.get_timer()
+        if timer_at != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if timer_at is not None:
+                self._timer = server.loop.call_at(timer_at, self._handle_timer)
+            self._timer_at = timer_at
+
+    def buffered_bytes(self) -> int:
+        # aioquic keeps unacknowledged stream data in each sender's buffer and has no
+        # public accessor; this is the one place that reads it.
+        total = 0
+        for stream in self._quic._streams.values():
+            sender = stream.sender
+            total += sender._buffer_stop - sender._buffer_start
+        return total
+
+    def close(self, code: int, reason: str) -> None:
+        self._quic.close(error_code=code, reason_phrase=reason)
+        self.transmit()
+
+    # ------------------------------------------------------------ QUIC events
+
+    def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
+        self._quic.receive_datagram(data, addr, now=self._server.loop.time())
+        self._process_events()
+        self.transmit()
+
+    def _handle_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._quic.handle_timer(now=self._server.loop.time())
+        self._process_events()
+        self.transmit()
+
+    def _process_events(self) -> None:
+        event = self._quic.next_event()
+        while event is not None:
+            self._handle_event(event)
+            event = self._quic.next_event()
+
+    def _handle_event(self, event: QuicEvent) -> None:
+        if isinstance(event, StreamDataReceived):
+            self._on_stream_data(event)
+        elif isinstance(event, ConnectionIdIssued):
+            self._server.add_cid(event.connection_id, self)
+        elif isinstance(event, ConnectionIdRetired):
+            self._server.remove_cid(event.connection_id)
+        elif isinstance(event, HandshakeCompleted):
+            self._ensure_connection()
+        elif isinstance(event, ConnectionTerminated):
+            self._server.forget(self)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self.connection is not None:
+                self.connection.connection_lost()
+
+    def _on_stream_data(self, event: StreamDataReceived) -> None:
+        stream_id = event.stream_id
+        if stream_id & 0x2:  # unidirectional: no use for them yet
+            self._quic.stop_stream(stream_id, int(Code.PROTOCOL_ERROR))
+            return
+        connection = self._ensure_connection()
+        if connection is not None and event.data:
+            early = not self._quic._handshake_complete
+            connection.receive(stream_id, event.data, self._server.loop.time(), early_data=early)
+
+    def _ensure_connection(self) -> Connection | None:
+        if self.connection is None and not self._refused:
+            self.connection = self._server.acceptor.open_connection(self)
+            self._refused = self.connection is None
+        return self.connection
+
+
+class QuicServer(asyncio.DatagramProtocol):
+    def __init__(
+        self,
+        configuration: QuicConfiguration,
+        acceptor: ConnectionAcceptor,
+        *,
+        retry: bool = False,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.acceptor = acceptor
+        self._configuration = configuration
+        self._peers: dict[bytes, QuicPeer] = {}
+        self._tickets = _TicketStore()
+        self._retry = QuicRetryTokenHandler() if retry else None
+        self._transport: asyncio.DatagramTransport | None = None
+
+    @property
+    def peer_count(self) -> int:
+        return len({id(p) for p in self._peers.values()})
+
+    @property
+    def sockname(self) -> tuple[str, int]:
+        assert self._transport is not None
+        name = self._transport.get_extra_info("sockname")
+        return (str(name[0]), int(name[1]))
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def sendto(self, data: bytes, addr: NetworkAddress) -> None:
+        if self._transport is not None:
+            self._transport.sendto(data, addr)
+
+    def add_cid(self, cid: bytes, peer: QuicPeer) -> None:
+        self._peers[cid] = peer
+        peer.cids.add(cid)
+
+    def remove_cid(self, cid: bytes) -> None:
+        peer = self._peers.pop(cid, None)
+        if peer is not None:
+            peer.cids.discard(cid)
+
+    def forget(self, peer: QuicPeer) -> None:
+        for cid in peer.cids:
+            if self._peers.get(cid) is peer:
+                del self._peers[cid]
+        peer.cids.clear()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
+        try:
+            header = pull_quic_header(
+                Buffer(data=data), host_cid_length=self._configuration.connection_id_length
+            )
+        except ValueError:
+            return
+        supported = self._configuration.supported_versions
+        if (
+            header.packet_type != QuicPacketType.VERSION_NEGOTIATION
+            and header.version is not None
+            and header.version not in supported
+        ):
+            self.sendto(
+                encode_quic_version_negotiation(
+                    source_cid=header.destination_cid,
+                    destination_cid=header.source_cid,
+                    supported_versions=supported,
+                ),
+                addr,
+            )
+            return
+        peer = self._peers.get(header.destination_cid)
+        if peer is None:
+            if (
+                len(data) < SMALLEST_MAX_DATAGRAM_SIZE
+                or header.packet_type != QuicPacketType.INITIAL
+            ):
+                return
+            peer = self._accept(data, addr, header)
+            if peer is None:
+                return
+        peer.datagram_received(data, addr)
+
+    def _accept(self, data: bytes, addr: NetworkAddress, header: QuicHeader) -> QuicPeer | None:
+        original_cid: bytes = header.destination_cid
+        retry_cid: bytes | None = None
+        if self._retry is not None:
+            if not header.token:
+                source_cid = os.urandom(8)
+                assert header.version is not None
+                self.sendto(
+                    encode_quic_retry(
+                        version=header.version,
+                        source_cid=source_cid,
+                        destination_cid=header.source_cid,
+                        original_destination_cid=header.destination_cid,
+                        retry_token=self._retry.create_token(
+                            address=addr,
+                            original_destination_connection_id=header.destination_cid,
+                            retry_source_connection_id=source_cid,
+                            now=self.loop.time(),
+                        ),
+                    ),
+                    addr,
+                )
+                return None
+            try:
+                original_cid = self._retry.validate_token(
+                    address=addr,
+                    destination_cid=header.destination_cid,
+                    token=header.token,
+                    now=self.loop.time(),
+                )
+            except ValueError:
+                return None
+            retry_cid = header.destination_cid
+        quic = QuicConnection(
+            configuration=self._configuration,
+            original_destination_connection_id=original_cid,
+            retry_source_connection_id=retry_cid,
+            session_ticket_fetcher=self._tickets.pop,
+            session_ticket_handler=self._tickets.add,
+        )
+        peer = QuicPeer(self, quic, addr)
+        self.add_cid(header.destination_cid, peer)
+        self.add_cid(quic.host_cid, peer)
+        return peer
+
+
+async def serve_quic(
+    host: str,
+    port: int,
+    configuration: QuicConfiguration,
+    acceptor: ConnectionAcceptor,
+    *,
+    retry: bool = False,
+) -> QuicServer:
+    loop = asyncio.get_running_loop()
+    _, server = await loop.create_datagram_endpoint(
+        lambda: QuicServer(configuration, acceptor, retry=retry), local_addr=(host, port)
+    )
+    return server
