@@ -19,6 +19,7 @@ import logging
 import ssl
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -52,6 +53,9 @@ __all__ = ["AuthFailed", "Client", "ClientError", "Disconnected", "SendFailed"]
 log = logging.getLogger(__name__)
 
 TokenSource = str | Callable[[], str | Awaitable[str]]
+
+
+_SENT_MEMORY = 10_000  # msg_ids this device sent, to skip their copies in its own inbox
 
 
 class ClientError(Exception):
@@ -173,6 +177,8 @@ class Client:
         self._closing = False
         self._ticket: SessionTicket | None = None
         self.stopped: ClientError | None = None
+        self._sent_ids: OrderedDict[str, None] = OrderedDict()
+        self._stopped_event = asyncio.Event()
 
     # ------------------------------------------------------------------ API
 
@@ -202,6 +208,7 @@ class Client:
             content=content,
             content_type=content_type,
         )
+        self._remember_sent(message.msg_id)
         last_code = int(Code.UNAVAILABLE)
         for attempt in range(self._send_attempts):
             try:
@@ -229,10 +236,17 @@ class Client:
             yield message
 
     async def next_message(self, timeout: float | None = None) -> ChatMessage:
+        """The next incoming message; raises the reason if the client stopped instead."""
         message = await asyncio.wait_for(self._incoming.get(), timeout)
         if message is None:
-            raise Disconnected(int(Code.OK), "client closed")
+            self._incoming.put_nowait(None)  # stay stopped for the next caller
+            raise self.stopped or Disconnected(int(Code.OK), "client closed")
         return message
+
+    async def wait_stopped(self) -> ClientError | None:
+        """Wait until the client stops for good; returns why (None after close())."""
+        await self._stopped_event.wait()
+        return self.stopped
 
     async def sync(self) -> None:
         """Fetch what this device missed; new messages go to :meth:`messages`."""
@@ -244,7 +258,7 @@ class Client:
             if not isinstance(reply, SyncResponse) or reply.code != Code.OK:
                 raise ClientError(getattr(reply, "code", int(Code.UNAVAILABLE)), "sync failed")
             for message in self._cursor.take_page(reply.messages):
-                self._incoming.put_nowait(message)
+                self._deliver(message)
             if not reply.has_more and not self._resync:
                 return
 
@@ -256,6 +270,7 @@ class Client:
                 await self._supervisor
         self._drop_link()
         self._incoming.put_nowait(None)
+        self._stopped_event.set()
 
     async def __aenter__(self) -> Client:
         return await self.connect()
@@ -311,6 +326,7 @@ class Client:
 
     def _stop(self, error: ClientError) -> None:
         self.stopped = error
+        self._stopped_event.set()
         if self._first is not None and not self._first.done():
             self._first.set_exception(error)
         for future in self._pending.values():
@@ -421,6 +437,18 @@ class Client:
         except (ClientError, TimeoutError, _LinkLost) as exc:
             log.debug("sync failed, retried on the next connect: %s", exc)
 
+    def _remember_sent(self, msg_id: str) -> None:
+        self._sent_ids[msg_id] = None
+        if len(self._sent_ids) > _SENT_MEMORY:
+            self._sent_ids.popitem(last=False)
+
+    def _deliver(self, message: ChatMessage) -> None:
+        """Hand a message to the application, unless this device sent it (it has the ack;
+        the copy in the user's inbox is for the user's other devices)."""
+        if message.from_user == self.user_id and message.msg_id in self._sent_ids:
+            return
+        self._incoming.put_nowait(message)
+
     def _on_event(self, link: _Link, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived):
             link.last_received = time.monotonic()
@@ -450,7 +478,7 @@ class Client:
             case ChatMessage():
                 verdict = self._cursor.offer(body)
                 if verdict == "deliver":
-                    self._incoming.put_nowait(body)
+                    self._deliver(body)
                 elif verdict == "gap":
                     self._schedule_sync()
             case Kick(code, reason):

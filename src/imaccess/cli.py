@@ -1,0 +1,158 @@
+"""The ``imaccess`` command: ``dev`` (the embedded default), ``token``, ``chat``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from .auth import issue_token
+from .settings import Settings, load_settings, split_host_port
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="imaccess", description=__doc__)
+    parser.add_argument("--config", help="YAML settings file (configs/config.yaml documents keys)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="run the gateway with in-memory bus, store and Logic")
+    dev.add_argument("--listen", help="host:port for QUIC (default 127.0.0.1:8443)")
+
+    token = commands.add_parser("token", help="print a token the configured gateway accepts")
+    token.add_argument("user_id", type=int)
+    token.add_argument("--ttl", type=float, help="seconds (default auth.dev_token_ttl)")
+
+    chat = commands.add_parser("chat", help="a terminal chat client")
+    chat.add_argument("--user", type=int, required=True, help="your user id")
+    chat.add_argument("--peer", type=int, help="who plain lines go to ('@ID text' also works)")
+    chat.add_argument("--server", help="host:port (default: the configured listen address)")
+    chat.add_argument("--token", help="a JWT (default: minted with the configured secret)")
+    chat.add_argument("--ca-file", help="CA/cert to trust (default: the dev certificate)")
+    chat.add_argument("--insecure", action="store_true", help="do not verify the certificate")
+    chat.add_argument("--device-id", default=None)
+
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config)
+    logging.basicConfig(
+        level="WARNING" if args.command == "chat" else settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.getLogger("quic").setLevel(logging.WARNING)  # aioquic's per-connection chatter
+    if args.command == "token":
+        print(issue_token(settings.auth, args.user_id, ttl=args.ttl))
+        return 0
+    if args.command == "dev":
+        if args.listen:
+            settings.listen = args.listen
+        return _run(_dev(settings))
+    return _run(_chat(settings, args))
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        pass
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(coro)
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dev(settings: Settings) -> int:
+    from .embedded import EmbeddedGateway
+
+    gateway = EmbeddedGateway(settings)
+    await gateway.start()
+    host, port = gateway.address
+    print(f"imaccess dev: node {settings.node_id} on quic://{host}:{port} (ALPN im-access)")
+    print(f"  certificate: {gateway.cert_file}")
+    print("  try: imaccess chat --user 1 --peer 2   and, in another terminal,")
+    print("       imaccess chat --user 2 --peer 1")
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gateway.stop()
+    return 0
+
+
+async def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    from .client import Client, ClientError
+    from .embedded import resolve_certificate
+
+    host, port = split_host_port(args.server or settings.listen)
+    ca_file = args.ca_file
+    if not ca_file and not args.insecure and not settings.quic.certificate:
+        ca_file, _ = resolve_certificate(settings)
+    client = Client(
+        host,
+        port,
+        token=args.token or issue_token(settings.auth, args.user),
+        device_id=args.device_id,
+        platform="cli",
+        ca_file=ca_file,
+        insecure=args.insecure,
+        server_name="localhost" if host in ("127.0.0.1", "::1") else None,
+    )
+    try:
+        await client.connect()
+    except ClientError as exc:
+        print(f"cannot connect: {exc}", file=sys.stderr)
+        return 1
+    print(f"connected as user {client.user_id} to {client.node_id} (conn {client.conn_id})")
+    print("type a message and press enter; '@ID text' sends to user ID; Ctrl-D quits")
+
+    async def show_incoming() -> None:
+        async for message in client.messages():
+            direction = "you" if message.from_user == client.user_id else f"{message.from_user}"
+            print(
+                f"[{message.seq}] {direction} -> {message.to_user}: {message.content}", flush=True
+            )
+
+    printer = asyncio.create_task(show_incoming())
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while line := (await reader.readline()).decode().strip():
+            to_user, text = _parse_line(line, args.peer)
+            if to_user is None:
+                print("no peer: start the line with @ID or pass --peer", file=sys.stderr)
+                continue
+            try:
+                ack = await client.send(to_user, text)
+                print(f"  ✓ delivered to server (server_seq {ack.server_seq})", flush=True)
+            except ClientError as exc:
+                print(f"  ✗ not sent: {exc}", file=sys.stderr, flush=True)
+    finally:
+        await client.close()
+        printer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await printer
+    return 0
+
+
+def _parse_line(line: str, peer: int | None) -> tuple[int | None, str]:
+    if line.startswith("@"):
+        target, _, text = line[1:].partition(" ")
+        if target.isdigit():
+            return int(target), text
+    return peer, line
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

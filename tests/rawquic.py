@@ -1,0 +1,86 @@
+"""A bare QUIC peer for tests: writes arbitrary bytes on streams, reads frames back,
+and reports the close code. It uses the protocol codec only to build and read frames,
+so tests can send exactly the malformed input they mean to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived
+
+from imaccess.protocol import Body, FrameDecoder, Packet, decode_frame, encode_packet
+
+
+class _Protocol(QuicConnectionProtocol):
+    def __init__(self, quic: QuicConnection, **kwargs: Any) -> None:
+        super().__init__(quic, **kwargs)
+        self.peer: RawPeer | None = None
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if self.peer is not None:
+            self.peer.on_event(event)
+
+
+class RawPeer:
+    def __init__(self, protocol: _Protocol, transport: asyncio.DatagramTransport) -> None:
+        self.protocol = protocol
+        self.transport = transport
+        self.quic = protocol._quic
+        self.packets: asyncio.Queue[tuple[int, Packet]] = asyncio.Queue()
+        self.terminated: asyncio.Future[ConnectionTerminated] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._decoders: dict[int, FrameDecoder] = {}
+        self._seq = 0
+
+    @classmethod
+    async def connect(cls, host: str, port: int, ca_file: str, *, local_port: int = 0) -> RawPeer:
+        configuration = QuicConfiguration(
+            is_client=True, alpn_protocols=["im-access"], server_name="localhost"
+        )
+        configuration.load_verify_locations(ca_file)
+        quic = QuicConnection(configuration=configuration)
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: _Protocol(quic), local_addr=("127.0.0.1", local_port)
+        )
+        peer = cls(protocol, transport)
+        protocol.peer = peer
+        protocol.connect((host, port))
+        await asyncio.wait_for(protocol.wait_connected(), 5)
+        return peer
+
+    def on_event(self, event: QuicEvent) -> None:
+        if isinstance(event, StreamDataReceived):
+            decoder = self._decoders.setdefault(event.stream_id, FrameDecoder(1 << 24))
+            for frame in decoder.feed(event.data):
+                self.packets.put_nowait((event.stream_id, decode_frame(frame)))
+        elif isinstance(event, ConnectionTerminated) and not self.terminated.done():
+            self.terminated.set_result(event)
+
+    def new_stream(self) -> int:
+        return self.quic.get_next_available_stream_id()
+
+    def write(self, stream_id: int, data: bytes) -> None:
+        self.quic.send_stream_data(stream_id, data)
+        self.protocol.transmit()
+
+    def send(self, stream_id: int, body: Body) -> int:
+        self._seq += 1
+        self.write(stream_id, encode_packet(Packet(self._seq, body)))
+        return self._seq
+
+    async def next(self, timeout: float = 5.0) -> tuple[int, Packet]:
+        return await asyncio.wait_for(self.packets.get(), timeout)
+
+    async def closed(self, timeout: float = 5.0) -> ConnectionTerminated:
+        return await asyncio.wait_for(asyncio.shield(self.terminated), timeout)
+
+    def close(self) -> None:
+        self.protocol.close()
+        self.transport.close()

@@ -1,0 +1,200 @@
+"""Bad input and timeouts: each gets its code, and nobody else notices."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+
+import pytest
+
+from imaccess.client import AuthFailed
+from imaccess.embedded import EmbeddedGateway
+from imaccess.protocol import (
+    AuthRequest,
+    AuthResponse,
+    ChatMessage,
+    Code,
+    Error,
+    Heartbeat,
+    Kick,
+    MessageAck,
+    encode_frame,
+)
+from imaccess.settings import Settings
+
+from .conftest import ClientFactory, RawFactory, token_for
+from .rawquic import RawPeer
+
+
+async def _authenticated(raw: RawFactory, settings: Settings, user_id: int) -> tuple[RawPeer, int]:
+    peer = await raw()
+    control = peer.new_stream()
+    peer.send(control, AuthRequest(token_for(settings, user_id), f"raw-{user_id}", "test"))
+    _, reply = await peer.next()
+    assert isinstance(reply.body, AuthResponse) and reply.body.code == Code.OK
+    return peer, control
+
+
+async def test_bad_token_is_refused_then_closed(raw: RawFactory) -> None:
+    peer = await raw()
+    stream = peer.new_stream()
+    seq = peer.send(stream, AuthRequest("not-a-jwt", "d", "test"))
+    _, reply = await peer.next()
+    assert reply.seq == seq
+    assert isinstance(reply.body, AuthResponse) and reply.body.code == Code.AUTH_INVALID_TOKEN
+    assert (await peer.closed()).error_code == Code.AUTH_INVALID_TOKEN
+
+
+async def test_expired_token(client: ClientFactory, settings: Settings) -> None:
+    expired = token_for(settings, 3, ttl=60, now=time.time() - 3600)
+    with pytest.raises(AuthFailed) as refused:
+        await client(3, token=expired)
+    assert refused.value.code == Code.AUTH_TOKEN_EXPIRED
+
+
+async def test_token_signed_with_another_secret(client: ClientFactory, settings: Settings) -> None:
+    settings_copy = Settings()
+    settings_copy.auth.secret = "another-secret-that-is-long-enough-for-hs256-xx"
+    forged = token_for(settings_copy, 3)
+    with pytest.raises(AuthFailed) as refused:
+        await client(3, token=forged)
+    assert refused.value.code == Code.AUTH_INVALID_TOKEN
+
+
+async def test_auth_deadline(settings: Settings, raw: RawFactory) -> None:
+    settings.auth.deadline = 0.3
+    async with EmbeddedGateway(settings) as gw:
+        peer = await RawPeer.connect(*gw.address, gw.cert_file)
+        stream = peer.new_stream()
+        peer.send(stream, Heartbeat())  # opens the control stream, no auth
+        _, echo = await peer.next()
+        assert isinstance(echo.body, Heartbeat)
+        _, kick = await peer.next()
+        assert isinstance(kick.body, Kick) and kick.body.code == Code.AUTH_TIMEOUT
+        assert (await peer.closed()).error_code == Code.AUTH_TIMEOUT
+        peer.close()
+
+
+async def test_heartbeat_timeout(settings: Settings, raw: RawFactory) -> None:
+    settings.heartbeat.interval = 0.2
+    settings.heartbeat.timeout = 0.6
+    async with EmbeddedGateway(settings) as gw:
+        peer = await RawPeer.connect(*gw.address, gw.cert_file)
+        stream = peer.new_stream()
+        peer.send(stream, AuthRequest(token_for(settings, 4), "d", "test"))
+        _, auth = await peer.next()
+        assert isinstance(auth.body, AuthResponse) and auth.body.heartbeat_timeout_ms == 600
+        started = time.monotonic()
+        _, kick = await peer.next(timeout=5)  # silence from here on
+        assert isinstance(kick.body, Kick) and kick.body.code == Code.HEARTBEAT_TIMEOUT
+        assert time.monotonic() - started >= 0.5
+        assert (await peer.closed()).error_code == Code.HEARTBEAT_TIMEOUT
+        peer.close()
+
+
+async def test_heartbeats_keep_a_connection_alive(settings: Settings) -> None:
+    settings.heartbeat.interval = 0.1
+    settings.heartbeat.timeout = 0.4
+    async with EmbeddedGateway(settings) as gw:
+        peer = await RawPeer.connect(*gw.address, gw.cert_file)
+        stream = peer.new_stream()
+        peer.send(stream, AuthRequest(token_for(settings, 4), "d", "test"))
+        await peer.next()
+        for _ in range(10):  # 10 x 0.1 s = 2.5 timeouts of activity
+            seq = peer.send(stream, Heartbeat())
+            _, echo = await peer.next()
+            assert isinstance(echo.body, Heartbeat) and echo.seq == seq
+            await asyncio.sleep(0.1)  # the client's heartbeat interval, not a wait for an event
+        assert not peer.terminated.done()
+        peer.close()
+
+
+async def test_malformed_frame_closes_only_that_connection(
+    raw: RawFactory, client: ClientFactory, settings: Settings
+) -> None:
+    alice, bob = await client(1), await client(2)
+    peer, control = await _authenticated(raw, settings, 9)
+    peer.write(control, encode_frame(10, b"\x01\x02\x03 definitely not a flatbuffer"))
+    _, error = await peer.next()
+    assert isinstance(error.body, Error) and error.body.code == Code.MALFORMED_FRAME
+    assert (await peer.closed()).error_code == Code.MALFORMED_FRAME
+    ack = await alice.send(2, "still fine")
+    assert (await bob.next_message(5)).msg_id == ack.msg_id
+
+
+async def test_oversized_frame(raw: RawFactory, settings: Settings, client: ClientFactory) -> None:
+    bob = await client(2)
+    peer, control = await _authenticated(raw, settings, 9)
+    peer.write(control, struct.pack(">I", settings.limits.max_frame_size + 1))
+    _, error = await peer.next()
+    assert isinstance(error.body, Error) and error.body.code == Code.FRAME_TOO_LARGE
+    assert (await peer.closed()).error_code == Code.FRAME_TOO_LARGE
+    sender = await client(1)
+    ack = await sender.send(2, "unaffected")
+    assert (await bob.next_message(5)).msg_id == ack.msg_id
+
+
+async def test_length_below_two(raw: RawFactory) -> None:
+    peer = await raw()
+    peer.write(peer.new_stream(), b"\x00\x00\x00\x01\x00")
+    _, error = await peer.next()
+    assert isinstance(error.body, Error) and error.body.code == Code.MALFORMED_FRAME
+    assert (await peer.closed()).error_code == Code.MALFORMED_FRAME
+
+
+async def test_unknown_msg_type_keeps_the_connection(raw: RawFactory, settings: Settings) -> None:
+    from imaccess.protocol.codec import encode_body
+
+    peer, control = await _authenticated(raw, settings, 9)
+    peer.write(control, encode_body(77, 777, b""))
+    _, error = await peer.next()
+    assert error.seq == 77
+    assert isinstance(error.body, Error) and error.body.code == Code.UNKNOWN_MSG_TYPE
+    seq = peer.send(control, Heartbeat())
+    _, echo = await peer.next()
+    assert isinstance(echo.body, Heartbeat) and echo.seq == seq
+
+
+async def test_chat_before_auth_is_a_protocol_error(raw: RawFactory) -> None:
+    peer = await raw()
+    peer.send(peer.new_stream(), ChatMessage("m", to_user=2, content="sneaky"))
+    _, error = await peer.next()
+    assert isinstance(error.body, Error) and error.body.code == Code.PROTOCOL_ERROR
+    assert (await peer.closed()).error_code == Code.PROTOCOL_ERROR
+
+
+async def test_third_stream_is_a_protocol_error(raw: RawFactory, settings: Settings) -> None:
+    peer, _ = await _authenticated(raw, settings, 9)
+    message_stream = peer.new_stream()
+    peer.send(message_stream, Heartbeat())
+    await peer.next()
+    peer.send(peer.new_stream(), Heartbeat())
+    _, error = await peer.next()
+    assert isinstance(error.body, Error) and error.body.code == Code.PROTOCOL_ERROR
+    assert (await peer.closed()).error_code == Code.PROTOCOL_ERROR
+
+
+async def test_invalid_message_gets_a_coded_ack(raw: RawFactory, settings: Settings) -> None:
+    peer, control = await _authenticated(raw, settings, 9)
+    peer.send(control, ChatMessage("", to_user=2, content="no id"))
+    _, ack = await peer.next()
+    assert isinstance(ack.body, MessageAck) and ack.body.code == Code.INVALID_MESSAGE
+    peer.send(control, ChatMessage("x", to_user=0, content="nobody"))
+    _, ack = await peer.next()
+    assert isinstance(ack.body, MessageAck) and ack.body.code == Code.INVALID_MESSAGE
+    assert not peer.terminated.done()
+
+
+async def test_garbage_flood_does_not_stall_others(
+    raw: RawFactory, client: ClientFactory, settings: Settings
+) -> None:
+    alice, bob = await client(1), await client(2)
+    peers = [await raw() for _ in range(5)]
+    for i, peer in enumerate(peers):
+        peer.write(peer.new_stream(), bytes([i]) * 5000)
+    acks = [await alice.send(2, f"m{i}") for i in range(20)]
+    received = [await bob.next_message(5) for _ in acks]
+    assert [m.msg_id for m in received] == [a.msg_id for a in acks]
+    for peer in peers:
+        assert (await peer.closed()).error_code in (Code.MALFORMED_FRAME, Code.FRAME_TOO_LARGE)
