@@ -81,6 +81,11 @@ class RawPeer:
     async def closed(self, timeout: float = 5.0) -> ConnectionTerminated:
         return await asyncio.wait_for(asyncio.shield(self.terminated), timeout)
 
+    def vanish(self) -> None:
+        """Go silent like a device that lost power: read nothing, send nothing, ack nothing."""
+        self.protocol.datagram_received = lambda data, addr: None  # type: ignore[method-assign]
+        self.protocol.transmit = lambda: None  # type: ignore[method-assign]
+
     def close(self) -> None:
         self.protocol.close()
         self.transport.close()

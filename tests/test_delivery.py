@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from imaccess.embedded import EmbeddedGateway
-from imaccess.protocol import (
-    AuthRequest,
-    Code,
-    SyncRequest,
-    SyncResponse,
-)
+from imaccess.protocol import AuthRequest, AuthResponse, Code, SyncRequest, SyncResponse
 from imaccess.settings import Settings
 
 from .conftest import ClientFactory, RawFactory, token_for
@@ -111,3 +108,25 @@ async def test_message_to_offline_user_waits_in_the_inbox(
     assert isinstance(page.body, SyncResponse)
     assert [m.msg_id for m in page.body.messages] == [ack.msg_id]
     assert page.body.messages[0].seq == 1
+
+
+async def test_client_that_stops_reading_is_cut_and_loses_nothing(
+    settings: Settings, raw: RawFactory, client: ClientFactory, gateway: EmbeddedGateway
+) -> None:
+    settings.limits.max_frame_size = 16 * 1024
+    settings.limits.max_outbound_bytes = 32 * 1024
+    peer = await raw()
+    control = peer.new_stream()
+    peer.send(control, AuthRequest(token_for(settings, 50), "stuck", "test"))
+    _, auth = await peer.next()
+    assert isinstance(auth.body, AuthResponse) and auth.body.code == Code.OK
+    (conn,) = gateway.node.hub.of_user(50)
+    peer.vanish()
+    sender = await client(51)
+    acks = [await sender.send(50, "x" * 1000) for _ in range(60)]  # ~60 KB > the bound
+    await asyncio.wait_for(conn.gone, 10)
+    assert conn.session.close_code == Code.SLOW_CONSUMER
+    assert gateway.node.hub.of_user(50) == []
+    back = await client(50, device_id="stuck")
+    got = [await back.next_message(5) for _ in acks]  # Sync pages of at most 16 KiB each
+    assert [m.msg_id for m in got] == [a.msg_id for a in acks]

@@ -48,14 +48,14 @@ def test_environment_overrides() -> None:
             "IMACCESS_NODE_ID": "edge-7",
             "IMACCESS_HEARTBEAT_INTERVAL": "5",
             "IMACCESS_MULTI_DEVICE_POLICY": "single_device",
-            "IMACCESS_LIMITS_MAX_FRAME_SIZE": "1024",
+            "IMACCESS_LIMITS_MAX_FRAME_SIZE": "40000",
         },
     )
     assert s.listen_address == ("127.0.0.1", 9443)
     assert s.node_id == "edge-7"
     assert s.heartbeat.interval == 5.0
     assert s.multi_device_policy is MultiDevicePolicy.SINGLE_DEVICE
-    assert s.limits.max_frame_size == 1024
+    assert s.limits.max_frame_size == 40000
 
 
 def test_unknown_key_is_an_error(tmp_path: Path) -> None:

@@ -129,6 +129,7 @@ class Connection:
         "_lost",
         "_sink",
         "conn_id",
+        "gone",
         "login",
         "session",
         "tasks",
@@ -154,6 +155,8 @@ class Connection:
         self._sink = sink
         self._closed = False
         self._lost = False
+        self.gone: asyncio.Future[None] = loop.create_future()
+        """Resolves once the transport is gone and the node has forgotten the connection."""
         self.writer = OutboundWriter(transport, max_outbound_bytes, self._overflow, loop)
 
     @property
@@ -190,6 +193,8 @@ class Connection:
         for task in self.tasks:
             task.cancel()
         self._sink.on_closed(self)
+        if not self.gone.done():
+            self.gone.set_result(None)
 
     # ------------------------------------------------------------- from the node
 

@@ -20,7 +20,7 @@ from .bus import Bus, Push, Upstream
 from .connection import Connection, Transport
 from .hub import DeviceLogin, Hub, logins_to_replace
 from .protocol.codes import Code
-from .protocol.messages import AuthResponse, Delivery, MessageAck, SyncResponse
+from .protocol.messages import AuthResponse, ChatMessage, Delivery, MessageAck, SyncResponse
 from .protocol.session import (
     AuthRequested,
     ChatReceived,
@@ -37,6 +37,23 @@ __all__ = ["AccessNode"]
 
 log = logging.getLogger(__name__)
 _MAX_MSG_ID = 128
+
+
+_MESSAGE_OVERHEAD = 128  # bytes a ChatMessage table adds around its strings, generously
+
+
+def _fit_in_frame(
+    messages: tuple[ChatMessage, ...], max_frame_size: int
+) -> tuple[tuple[ChatMessage, ...], bool]:
+    """The leading messages whose SyncResponse frame stays within ``max_frame_size``
+    (frames to clients obey the same bound as frames from them), and whether any were cut.
+    At least one message goes out, since content is capped well below the frame size."""
+    budget = max_frame_size - 256
+    for count, message in enumerate(messages):
+        budget -= len(message.content.encode()) + len(message.msg_id) + _MESSAGE_OVERHEAD
+        if budget < 0 and count > 0:
+            return messages[:count], True
+    return messages, False
 
 
 class AccessNode:
@@ -241,10 +258,11 @@ class AccessNode:
             log.exception("sync failed", extra={"conn_id": conn.conn_id})
             conn.reply(event.stream_id, event.seq, SyncResponse(code=int(Code.UNAVAILABLE)))
             return
+        messages, trimmed = _fit_in_frame(result.messages, self.settings.limits.max_frame_size)
         conn.reply(
             event.stream_id,
             event.seq,
-            SyncResponse(int(Code.OK), result.messages, result.max_seq, result.has_more),
+            SyncResponse(int(Code.OK), messages, result.max_seq, result.has_more or trimmed),
         )
 
     def _on_push(self, pushes: Sequence[Push]) -> None:

@@ -141,6 +141,11 @@ def load_settings(
     _apply_env(settings, os.environ if environ is None else environ, "")
     if settings.heartbeat.timeout <= settings.heartbeat.interval:
         raise SettingsError("heartbeat.timeout must exceed heartbeat.interval")
+    limits = settings.limits
+    if limits.max_outbound_bytes < 2 * limits.max_frame_size:
+        raise SettingsError("limits.max_outbound_bytes must be at least 2 x limits.max_frame_size")
+    if limits.max_content_bytes > limits.max_frame_size // 2:
+        raise SettingsError("limits.max_content_bytes must be at most limits.max_frame_size / 2")
     return settings
 
 
