@@ -589,7 +589,23 @@ def run_one(stack: str, test: str, seconds: float, cert: str, key: str) -> dict:
     me = os.path.abspath(__file__)
     mode = "sink" if test == "flood" else "echo"
     srv = subprocess.Popen(
-        [*pin(0), sys.executable, me, "--role", "server", "--stack", stack, "--mode", mode, "--cert", cert, "--key", key, "--port", "0"],
+        [
+            *pin(0),
+            sys.executable,
+            me,
+            "--role",
+            "server",
+            "--stack",
+            stack,
+            "--mode",
+            mode,
+            "--cert",
+            cert,
+            "--key",
+            key,
+            "--port",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -599,7 +615,23 @@ def run_one(stack: str, test: str, seconds: float, cert: str, key: str) -> dict:
             raise RuntimeError(f"server did not start: {line!r}")
         port = int(line.split()[1])
         cli = subprocess.run(
-            [*pin(1), sys.executable, me, "--role", "client", "--stack", stack, "--test", test, "--seconds", str(seconds), "--port", str(port), "--server-pid", str(srv.pid)],
+            [
+                *pin(1),
+                sys.executable,
+                me,
+                "--role",
+                "client",
+                "--stack",
+                stack,
+                "--test",
+                test,
+                "--seconds",
+                str(seconds),
+                "--port",
+                str(port),
+                "--server-pid",
+                str(srv.pid),
+            ],
             capture_output=True,
             text=True,
             timeout=seconds + 30,

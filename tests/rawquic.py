@@ -78,6 +78,13 @@ class RawPeer:
     async def next(self, timeout: float = 5.0) -> tuple[int, Packet]:
         return await asyncio.wait_for(self.packets.get(), timeout)
 
+    async def next_of(self, kind: type, timeout: float = 5.0) -> Packet:
+        """The next packet whose body is a ``kind``; others (such as pushes) are skipped."""
+        while True:
+            _, packet = await self.next(timeout)
+            if isinstance(packet.body, kind):
+                return packet
+
     async def closed(self, timeout: float = 5.0) -> ConnectionTerminated:
         return await asyncio.wait_for(asyncio.shield(self.terminated), timeout)
 

@@ -64,9 +64,9 @@ async def test_server_sets_from_user(
     peer.send(control, AuthRequest(token_for(settings, 1), "d", "test"))
     _, auth = await peer.next()
     assert isinstance(auth.body, AuthResponse) and auth.body.code == Code.OK
-    peer.send(control, ChatMessage("spoof-1", from_user=999, to_user=2, content="who am i"))
-    _, ack = await peer.next()
-    assert isinstance(ack.body, MessageAck) and ack.body.code == Code.OK
+    seq = peer.send(control, ChatMessage("spoof-1", from_user=999, to_user=2, content="who am i"))
+    ack = await peer.next_of(MessageAck)
+    assert ack.seq == seq and isinstance(ack.body, MessageAck) and ack.body.code == Code.OK
     message = await bob.next_message(5)
     assert message.from_user == 1
 

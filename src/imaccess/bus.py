@@ -59,11 +59,10 @@ class UpstreamAck:
 
 @dataclass(frozen=True, slots=True)
 class Push:
-    """Deliver ``message`` to the user's connections on one node, except one."""
+    """Deliver ``message`` to every connection of the user on one node."""
 
     user_id: int
     message: ChatMessage
-    exclude_conn_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)

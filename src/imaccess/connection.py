@@ -96,6 +96,7 @@ class OutboundWriter:
         self._pending_bytes += sum(len(data) for _, data in frames)
         if self.queued_bytes > self._max_bytes:
             self._on_overflow()
+            self.discard()  # whatever the callback did, nothing queued here goes out
             return
         if not self._scheduled:
             self._scheduled = True
@@ -212,6 +213,9 @@ class Connection:
 
     def kick(self, code: Code, reason: str) -> None:
         self.close(self.session.kick(code, reason))
+
+    def drain(self, reconnect_after_ms: int, reason: str) -> None:
+        self.close(self.session.drain(reconnect_after_ms, reason))
 
     def close(self, request: CloseRequested) -> None:
         """Flush what the session queued (the frame that says why), then close."""

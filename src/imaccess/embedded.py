@@ -59,7 +59,14 @@ class EmbeddedGateway:
         await self.node.start()
         host, port = self.settings.listen_address
         configuration = make_server_configuration(self.settings.quic, self.cert_file, self.key_file)
-        self._server = await serve_quic(host, port, configuration, self.node)
+        quic = self.settings.quic
+        self._server = await serve_quic(
+            host,
+            port,
+            configuration,
+            self.node,
+            max_streams=(quic.max_streams_bidi, quic.max_streams_uni),
+        )
         sockname = self._server.sockname
         self.address = (sockname[0], sockname[1])
         log.info(

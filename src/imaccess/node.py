@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import secrets
 import time
 from collections.abc import Coroutine, Sequence
@@ -92,11 +93,13 @@ class AccessNode:
         self._spawn_background(self._refresh_locations())
         self._accepting = True
 
-    async def stop(self) -> None:
-        """Close every connection with DRAINING (clients reconnect and sync), then stop."""
+    async def stop(self, reconnect_spread: float = 5.0) -> None:
+        """Send every connection a Drain notice with a jittered reconnect delay (so clients
+        do not return all at once), close them with DRAINING, then stop."""
         self._accepting = False
         for conn in self.hub:
-            conn.kick(Code.DRAINING, "node shutting down")
+            delay_ms = int(random.uniform(0, reconnect_spread) * 1000)
+            conn.drain(delay_ms, "node shutting down; reconnect")
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -268,8 +271,7 @@ class AccessNode:
     def _on_push(self, pushes: Sequence[Push]) -> None:
         for push in pushes:
             for conn in self.hub.of_user(push.user_id):
-                if conn.conn_id != push.exclude_conn_id:
-                    conn.push(push.message)
+                conn.push(push.message)
 
     # ---------------------------------------------------------------- helpers
 

@@ -65,6 +65,8 @@ class MemoryLocationStore:
         entries = self._entries.get(user_id, {})
         for conn_id in [c for c, (_, exp) in entries.items() if exp <= now]:
             del entries[conn_id]
+        if not entries:
+            self._entries.pop(user_id, None)
         return [loc for loc, _ in entries.values()]
 
     async def close(self) -> None:

@@ -48,9 +48,11 @@ class TimerWheel(Generic[K]):
 
     def pop_due(self, now: float) -> list[K]:
         """Remove and return the keys of every bucket at or before ``now``."""
-        limit = math.floor(now / self._resolution)
+        resolution = self._resolution
         due: list[K] = []
-        for slot in sorted(s for s in self._buckets if s <= limit):
+        # compare as times, exactly as next_due() reports them, so a bucket is due at the
+        # time next_due() names even when the resolution is not a binary fraction
+        for slot in sorted(s for s in self._buckets if s * resolution <= now):
             for key in self._buckets.pop(slot):
                 del self._slot_of[key]
                 due.append(key)

@@ -252,11 +252,16 @@ class Client:
         """Fetch what this device missed; new messages go to :meth:`messages`."""
         while True:
             self._resync = False
-            reply = await self._request(
-                SyncRequest(self._cursor.last_seq), timeout=self._ack_timeout
-            )
+            since = self._cursor.last_seq
+            reply = await self._request(SyncRequest(since), timeout=self._ack_timeout)
             if not isinstance(reply, SyncResponse) or reply.code != Code.OK:
                 raise ClientError(getattr(reply, "code", int(Code.UNAVAILABLE)), "sync failed")
+            if reply.max_seq < since:
+                # the inbox is behind what this device had seen (a development server
+                # restarted with empty memory): start over rather than drop its messages
+                log.warning("inbox max_seq %d < cursor %d: resetting", reply.max_seq, since)
+                self._cursor.last_seq = 0
+                continue
             for message in self._cursor.take_page(reply.messages):
                 self._deliver(message)
             if not reply.has_more and not self._resync:

@@ -20,11 +20,11 @@ __all__ = ["Inbox", "MemoryInbox"]
 
 
 class Inbox(Protocol):
-    async def accepted(self, msg_id: str) -> UpstreamAck | None:
-        """The ack given when ``msg_id`` was first accepted, if it was."""
+    async def accepted(self, key: str) -> UpstreamAck | None:
+        """The ack given when the message with this de-duplication key was first accepted."""
 
-    async def accept(self, msg_id: str, ack: UpstreamAck) -> UpstreamAck | None:
-        """Record ``msg_id``; returns the earlier ack instead if it was already there."""
+    async def accept(self, key: str, ack: UpstreamAck) -> UpstreamAck | None:
+        """Record ``key``; returns the earlier ack instead if it was already there."""
 
     async def next_server_seq(self) -> int: ...
 
@@ -50,16 +50,16 @@ class MemoryInbox:
         self._accepted: OrderedDict[str, tuple[UpstreamAck, float]] = OrderedDict()
         self._server_seq = 0
 
-    async def accepted(self, msg_id: str) -> UpstreamAck | None:
+    async def accepted(self, key: str) -> UpstreamAck | None:
         self._expire()
-        entry = self._accepted.get(msg_id)
+        entry = self._accepted.get(key)
         return entry[0] if entry else None
 
-    async def accept(self, msg_id: str, ack: UpstreamAck) -> UpstreamAck | None:
-        earlier = await self.accepted(msg_id)
+    async def accept(self, key: str, ack: UpstreamAck) -> UpstreamAck | None:
+        earlier = await self.accepted(key)
         if earlier is not None:
             return earlier
-        self._accepted[msg_id] = (ack, self._clock() + self._window)
+        self._accepted[key] = (ack, self._clock() + self._window)
         return None
 
     async def next_server_seq(self) -> int:

@@ -164,7 +164,7 @@ def encode_body(seq: int, msg_type: int, payload: bytes, timestamp: int = 0) -> 
     vector = b.CreateByteVector(payload) if payload else None
     fb.PacketStart(b)
     fb.PacketAddSeq(b, seq)
-    fb.PacketAddMsgType(b, msg_type)
+    fb.PacketAddMsgType(b, msg_type - 0x10000 if msg_type >= 0x8000 else msg_type)
     fb.PacketAddTimestamp(b, timestamp)
     if vector is not None:
         fb.PacketAddPayload(b, vector)
@@ -290,7 +290,7 @@ def read_envelope(frame: Frame) -> tuple[int, int, memoryview]:
         raise
     except Exception as exc:
         raise MalformedFrame(f"body is not a Packet: {exc}") from None
-    if msg_type != frame.msg_type:
+    if msg_type & 0xFFFF != frame.msg_type:  # the header is u16, Packet.msg_type int16
         raise MalformedFrame(
             f"header msg_type {frame.msg_type} differs from Packet.msg_type {msg_type}"
         )

@@ -37,6 +37,8 @@ from .messages import (
     Error,
     Heartbeat,
     Kick,
+    Notice,
+    NoticeKind,
     Packet,
     SyncRequest,
 )
@@ -144,6 +146,8 @@ class ServerSession:
                 try:
                     packet = decode_frame(frame)
                 except UnknownMsgType as exc:
+                    if self.state is not SessionState.ACTIVE:
+                        raise StreamViolation(f"msg_type {exc.msg_type} before AuthAck") from None
                     self._send(stream_id, Packet(exc.seq, Error(exc.code, exc.message)))
                     continue
                 event = self._dispatch(stream_id, packet, early_data)
@@ -207,6 +211,13 @@ class ServerSession:
         if self.state is not SessionState.CLOSED and self.control_stream is not None:
             self._send(self.control_stream, Packet(0, Kick(int(code), reason)))
         return self._close(code, reason)
+
+    def drain(self, reconnect_after_ms: int, reason: str) -> CloseRequested:
+        """The node is going away: a Drain notice (a Kick before auth), then close."""
+        if self.state is SessionState.ACTIVE:
+            self.push(Notice(NoticeKind.DRAIN, int(Code.DRAINING), reason, reconnect_after_ms))
+            return self._close(Code.DRAINING, reason)
+        return self.kick(Code.DRAINING, reason)
 
     def data_to_send(self) -> list[tuple[int, bytes]]:
         """Frames produced since the last call, as ``(stream_id, frame)`` in order."""
@@ -281,6 +292,8 @@ class ServerSession:
         return self._close(exc.code, exc.message)
 
     def _close(self, code: Code, reason: str) -> CloseRequested:
+        if self.close_code is not None:  # the first reason to close is the one that counts
+            return CloseRequested(self.close_code, reason)
         self.state = SessionState.CLOSED
         self.close_code = code
         return CloseRequested(code, reason)

@@ -196,8 +196,10 @@ class QuicServer(asyncio.DatagramProtocol):
         acceptor: ConnectionAcceptor,
         *,
         retry: bool = False,
+        max_streams: tuple[int, int] = (100, 50),
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self._max_streams = max_streams
         self.acceptor = acceptor
         self._configuration = configuration
         self._peers: dict[bytes, QuicPeer] = {}
@@ -315,6 +317,10 @@ class QuicServer(asyncio.DatagramProtocol):
             session_ticket_fetcher=self._tickets.pop,
             session_ticket_handler=self._tickets.add,
         )
+        # aioquic's configuration has no stream limits; its initial transport parameters
+        # are read from these when the handshake starts.
+        quic._local_max_streams_bidi.value = self._max_streams[0]
+        quic._local_max_streams_uni.value = self._max_streams[1]
         peer = QuicPeer(self, quic, addr)
         self.add_cid(header.destination_cid, peer)
         self.add_cid(quic.host_cid, peer)
@@ -328,9 +334,11 @@ async def serve_quic(
     acceptor: ConnectionAcceptor,
     *,
     retry: bool = False,
+    max_streams: tuple[int, int] = (100, 50),
 ) -> QuicServer:
     loop = asyncio.get_running_loop()
     _, server = await loop.create_datagram_endpoint(
-        lambda: QuicServer(configuration, acceptor, retry=retry), local_addr=(host, port)
+        lambda: QuicServer(configuration, acceptor, retry=retry, max_streams=max_streams),
+        local_addr=(host, port),
     )
     return server
