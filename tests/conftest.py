@@ -15,7 +15,9 @@ from imaccess.embedded import EmbeddedGateway
 from imaccess.settings import Settings, load_settings
 from imaccess.transport.certs import ensure_dev_certificate
 
+from .nats_servers import *  # noqa: F403  (fixtures)
 from .rawquic import RawPeer
+from .redis_servers import *  # noqa: F403  (fixtures)
 
 TEST_SECRET = "imaccess-test-secret-0123456789-0123456789-0123456789"
 
@@ -37,6 +39,7 @@ def settings(cert_dir: Path) -> Settings:
     s.listen = "127.0.0.1:0"
     s.quic.state_dir = str(cert_dir)
     s.auth.secret = TEST_SECRET
+    s.admin.listen = "127.0.0.1:0"
     return s
 
 

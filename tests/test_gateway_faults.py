@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +199,25 @@ async def test_garbage_flood_does_not_stall_others(
     assert [m.msg_id for m in received] == [a.msg_id for a in acks]
     for peer in peers:
         assert (await peer.closed()).error_code in (Code.MALFORMED_FRAME, Code.FRAME_TOO_LARGE)
+
+
+async def test_untrusted_certificate_stops_the_client_instead_of_retrying(
+    gateway: EmbeddedGateway, tmp_path: object
+) -> None:
+    from imaccess.client import Client, Disconnected
+    from imaccess.transport.certs import generate_certificate
+
+    other, _ = generate_certificate()
+    ca = Path(str(tmp_path)) / "other.pem"
+    ca.write_bytes(other)
+    c = Client(
+        *gateway.address,
+        token=token_for(gateway.settings, 1),
+        ca_file=str(ca),
+        server_name="localhost",
+        backoff_base=0.01,
+    )
+    with pytest.raises(Disconnected) as stopped:
+        await c.connect()
+    assert 0x100 <= stopped.value.code <= 0x1FF
+    await c.close()

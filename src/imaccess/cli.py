@@ -1,17 +1,23 @@
-"""The ``imaccess`` command: ``dev`` (the embedded default), ``token``, ``chat``."""
+"""The ``imaccess`` command.
+
+``dev`` runs the embedded default (one process, in-memory bus and store); ``access`` and
+``logic`` run the distributed processes on NATS and Redis; ``cluster`` starts a whole
+local cluster; ``token``, ``chat`` and ``broadcast`` are tools.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .auth import issue_token
+from .logs import configure_logging
 from .settings import Settings, load_settings, split_host_port
 
 __all__ = ["main"]
@@ -24,6 +30,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     dev = commands.add_parser("dev", help="run the gateway with in-memory bus, store and Logic")
     dev.add_argument("--listen", help="host:port for QUIC (default 127.0.0.1:8443)")
+
+    commands.add_parser("access", help="run an access node on NATS and Redis")
+    commands.add_parser("logic", help="run a Logic worker on NATS and Redis")
+    cluster = commands.add_parser("cluster", help="run nats-server, redis-server, access, logic")
+    cluster.add_argument("--access-nodes", type=int, default=2)
+    cluster.add_argument("--logic-workers", type=int, default=2)
+    cluster.add_argument("--base-port", type=int, default=8443, help="first QUIC port")
+    cluster.add_argument("--workdir", default=".imaccess/cluster")
+    broadcast = commands.add_parser("broadcast", help="send a text to every connected user")
+    broadcast.add_argument("text")
 
     token = commands.add_parser("token", help="print a token the configured gateway accepts")
     token.add_argument("user_id", type=int)
@@ -40,11 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = load_settings(args.config)
-    logging.basicConfig(
-        level="WARNING" if args.command == "chat" else settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    configure_logging(
+        "WARNING" if args.command in ("chat", "token") else settings.log_level,
+        settings.log_format,
     )
-    logging.getLogger("quic").setLevel(logging.WARNING)  # aioquic's per-connection chatter
     if args.command == "token":
         print(issue_token(settings.auth, args.user_id, ttl=args.ttl))
         return 0
@@ -52,6 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.listen:
             settings.listen = args.listen
         return _run(_dev(settings))
+    if args.command == "access":
+        return _run(_access(settings))
+    if args.command == "logic":
+        return _run(_logic(settings))
+    if args.command == "cluster":
+        args.workdir = os.path.abspath(args.workdir)
+        return _run(_cluster(args))
+    if args.command == "broadcast":
+        return _run(_broadcast(settings, args.text))
     return _run(_chat(settings, args))
 
 
@@ -70,9 +94,18 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
         return 130
 
 
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def _dev(settings: Settings) -> int:
     from .embedded import EmbeddedGateway
 
+    stop = _stop_on_signals()
     gateway = EmbeddedGateway(settings)
     await gateway.start()
     host, port = gateway.address
@@ -81,12 +114,67 @@ async def _dev(settings: Settings) -> int:
     print("  try: imaccess chat --user 1 --peer 2   and, in another terminal,")
     print("       imaccess chat --user 2 --peer 1")
     sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await gateway.stop()
+    return 0
+
+
+async def _access(settings: Settings) -> int:
+    from .embedded import cluster_gateway
+
+    stop = _stop_on_signals()
+    gateway = await cluster_gateway(settings)
+    await gateway.start()
+    host, port = gateway.address
+    print(f"imaccess access: node {settings.node_id} ready on quic://{host}:{port}", flush=True)
+    await stop.wait()
+    await gateway.stop()
+    return 0
+
+
+async def _logic(settings: Settings) -> int:
+    from .logic.process import run_logic_worker
+
+    stop = _stop_on_signals()
+    await run_logic_worker(settings, stop)
+    return 0
+
+
+async def _cluster(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .localcluster import LocalCluster
+
+    workdir = Path(args.workdir)
+    stop = _stop_on_signals()
+    cluster = LocalCluster(
+        workdir,
+        access_nodes=args.access_nodes,
+        logic_workers=args.logic_workers,
+        base_quic_port=args.base_port,
+        config=args.config,
+    )
+    try:
+        await cluster.start()
+        await cluster.wait_ready()
+    except BaseException:
+        await cluster.stop()
+        raise
+    print(f"imaccess cluster: {cluster.nats_url} (JetStream), {cluster.redis_url}")
+    for proc, (host, port) in zip(cluster.access, cluster.quic_servers, strict=True):
+        print(f"  {proc.name}: quic://{host}:{port}")
+    print(f"  logic workers: {len(cluster.logic)}; logs in {cluster.workdir / 'logs'}")
+    print("  chat:  imaccess chat --user 1 --peer 2 --server 127.0.0.1:PORT", flush=True)
+    await stop.wait()
+    await cluster.stop()
+    return 0
+
+
+async def _broadcast(settings: Settings, text: str) -> int:
+    from .nats_bus import request_broadcast
+
+    msg_id = await request_broadcast(settings.nats, text)
+    print(f"broadcast {msg_id}")
     return 0
 
 

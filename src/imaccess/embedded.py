@@ -1,6 +1,6 @@
-"""The embedded default: one process with the access node, an in-memory bus and
-location store, and the reference Logic service. ``imaccess dev`` runs it; the tests
-start it on a free port.
+"""Assembling a runnable gateway: an access node listening on QUIC over a given bus and
+location store. :class:`EmbeddedGateway` is the one-process default (in-memory bus and
+store plus the reference Logic); :func:`cluster_gateway` uses NATS and Redis.
 """
 
 from __future__ import annotations
@@ -9,16 +9,17 @@ import logging
 from pathlib import Path
 from types import TracebackType
 
+from .admin import AdminServer
 from .auth import TokenVerifier
-from .bus import MemoryBus
+from .bus import Bus, MemoryBus
 from .logic import LogicService, MemoryInbox
 from .node import AccessNode
-from .settings import Settings
-from .storage import MemoryLocationStore
+from .settings import Settings, split_host_port
+from .storage import LocationStore, MemoryLocationStore
 from .transport.certs import ensure_dev_certificate
 from .transport.quic import QuicServer, make_server_configuration, serve_quic
 
-__all__ = ["EmbeddedGateway", "resolve_certificate"]
+__all__ = ["EmbeddedGateway", "Gateway", "cluster_gateway", "resolve_certificate"]
 
 log = logging.getLogger(__name__)
 
@@ -34,54 +35,56 @@ def resolve_certificate(settings: Settings) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-class EmbeddedGateway:
-    """Access node + memory bus + memory store + Logic, listening on ``settings.listen``."""
+class Gateway:
+    """An access node on ``settings.listen`` over the given bus and location store."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, bus: Bus, locations: LocationStore) -> None:
         self.settings = settings
-        self.bus = MemoryBus()
-        self.locations = MemoryLocationStore()
-        self.inbox = MemoryInbox(
-            limit=settings.logic.inbox_limit, dedupe_window=settings.logic.dedupe_window
-        )
-        self.logic = LogicService(
-            self.inbox, self.locations, self.bus, sync_batch=settings.logic.sync_batch
-        )
-        self.bus.attach_logic(self.logic)
+        self.bus = bus
+        self.locations = locations
         self.node = AccessNode(
-            settings, bus=self.bus, locations=self.locations, verifier=TokenVerifier(settings.auth)
+            settings, bus=bus, locations=locations, verifier=TokenVerifier(settings.auth)
         )
         self.cert_file, self.key_file = resolve_certificate(settings)
         self._server: QuicServer | None = None
         self.address: tuple[str, int] = settings.listen_address
+        self.admin = AdminServer(self.node.metrics.exposition, self._readiness)
 
     async def start(self) -> None:
         await self.node.start()
         host, port = self.settings.listen_address
-        configuration = make_server_configuration(self.settings.quic, self.cert_file, self.key_file)
         quic = self.settings.quic
         self._server = await serve_quic(
             host,
             port,
-            configuration,
+            make_server_configuration(quic, self.cert_file, self.key_file),
             self.node,
             max_streams=(quic.max_streams_bidi, quic.max_streams_uni),
         )
-        sockname = self._server.sockname
-        self.address = (sockname[0], sockname[1])
-        log.info(
-            "listening",
-            extra={"node_id": self.node.node_id, "address": f"{host}:{self.address[1]}"},
-        )
+        self.address = self._server.sockname
+        log.info("listening on %s:%d", *self.address, extra={"node_id": self.node.node_id})
+        if self.settings.admin.listen:
+            admin_host, admin_port = split_host_port(self.settings.admin.listen)
+            try:
+                await self.admin.start(admin_host, admin_port)
+            except OSError as exc:
+                log.error("admin listener on %s failed: %s", self.settings.admin.listen, exc)
+
+    async def _readiness(self) -> tuple[bool, str]:
+        if not self.node.accepting:
+            return False, "not accepting connections (starting or draining)"
+        return True, "ready"
 
     async def stop(self) -> None:
+        await self.admin.stop()
         await self.node.stop()
         if self._server is not None:
             self._server.close()
             self._server = None
         await self.bus.close()
+        await self.locations.close()
 
-    async def __aenter__(self) -> EmbeddedGateway:
+    async def __aenter__(self) -> Gateway:
         await self.start()
         return self
 
@@ -92,3 +95,31 @@ class EmbeddedGateway:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+class EmbeddedGateway(Gateway):
+    """Access node + memory bus + memory store + Logic, in one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        memory_bus = MemoryBus(dedupe_window=settings.logic.dedupe_window)
+        locations = MemoryLocationStore()
+        super().__init__(settings, memory_bus, locations)
+        self.memory_bus = memory_bus
+        self.inbox = MemoryInbox(limit=settings.logic.inbox_limit)
+        self.logic = LogicService(
+            self.inbox, locations, memory_bus, sync_batch=settings.logic.sync_batch
+        )
+        memory_bus.attach_logic(self.logic)
+
+    async def __aenter__(self) -> EmbeddedGateway:
+        await self.start()
+        return self
+
+
+async def cluster_gateway(settings: Settings) -> Gateway:
+    """An access node on NATS (``settings.nats``) and Redis (``settings.redis``)."""
+    from .nats_bus import NatsAccessBus
+    from .redis_store import RedisLocationStore, connect_redis
+
+    redis = await connect_redis(settings.redis)
+    return Gateway(settings, NatsAccessBus(settings.nats), RedisLocationStore(redis))

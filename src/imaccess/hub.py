@@ -1,8 +1,8 @@
 """The connection manager: live connections indexed by connection id and by user id,
 and the multi-device policy that decides which older logins a new one replaces.
 
-Policy is a pure function over logins so it can be tested, and reused cluster-wide
-(issue: a login on another node) without this index.
+The policy is a pure function over logins: the location store applies it cluster-wide
+(the Redis store runs the same rules in a Lua script), so it does not live in the index.
 """
 
 from __future__ import annotations
@@ -28,17 +28,15 @@ class DeviceLogin:
 def logins_to_replace(
     policy: MultiDevicePolicy, existing: Iterable[DeviceLogin], new: DeviceLogin
 ) -> list[DeviceLogin]:
-    """The older logins that ``new`` replaces under ``policy``.
+    """The logins that ``new`` replaces under ``policy``.
 
+    The caller serialises claims per user, so ``new`` is always the newest login.
     Under every policy a reconnect of the same device replaces its stale connection
-    (the old one may not have timed out yet). Logins newer than ``new`` are never
-    replaced by it, so a late-arriving older login cannot kick its successor.
+    (the old one may not have timed out yet).
     """
     replaced = []
     for old in existing:
         if old.conn_id == new.conn_id or old.user_id != new.user_id:
-            continue
-        if old.login_time > new.login_time:
             continue
         if (
             (old.device_id and old.device_id == new.device_id)

@@ -17,9 +17,10 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from .auth import AuthError, TokenVerifier
-from .bus import Bus, Push, Upstream
+from .bus import Bus, KickEvent, Push, Upstream, UserEvent
 from .connection import Connection, Transport
-from .hub import DeviceLogin, Hub, logins_to_replace
+from .hub import DeviceLogin, Hub
+from .metrics import NodeMetrics
 from .protocol.codes import Code
 from .protocol.messages import AuthResponse, ChatMessage, Delivery, MessageAck, SyncResponse
 from .protocol.session import (
@@ -73,7 +74,9 @@ class AccessNode:
         self._locations = locations
         self._verifier = verifier
         hb = settings.heartbeat
-        self._location_ttl = max(2 * hb.timeout, 10.0)
+        self.instance = secrets.token_hex(8)
+        self._location_ttl = settings.locations.ttl
+        self._node_ttl = settings.locations.node_ttl
         self._wheel: TimerWheel[Connection] = TimerWheel(
             min(1.0, hb.timeout / 10, settings.auth.deadline / 10)
         )
@@ -83,29 +86,40 @@ class AccessNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._accepting = False
+        self.metrics = NodeMetrics(self.node_id)
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
 
     # ------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await self._bus.start(self.node_id, self._on_push)
+        await self._bus.start(self.node_id, self)
+        await self._locations.node_alive(self.node_id, self.instance, self._node_ttl)
         self._spawn_background(self._sweep_timers())
         self._spawn_background(self._refresh_locations())
+        self._spawn_background(self._keep_alive())
         self._accepting = True
 
     async def stop(self, reconnect_spread: float = 5.0) -> None:
         """Send every connection a Drain notice with a jittered reconnect delay (so clients
         do not return all at once), close them with DRAINING, then stop."""
         self._accepting = False
+        live = [self._location(c) for c in self.hub if c.login]
         for conn in self.hub:
             delay_ms = int(random.uniform(0, reconnect_spread) * 1000)
             conn.drain(delay_ms, "node shutting down; reconnect")
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        locations = [self._location(c) for c in self.hub if c.login]
-        for location in locations:
-            await self._locations.unregister(location)
+        try:
+            await self._locations.node_gone(self.node_id, self.instance)
+            for location in live:
+                await self._locations.unregister(location)
+        except Exception:
+            log.exception("could not deregister from the location store")
 
     def now(self) -> float:
         assert self._loop is not None
@@ -135,6 +149,7 @@ class AccessNode:
         )
         self.hub.add(conn)
         self._schedule(conn)
+        self.metrics.connection_opened(transport.kind)
         return conn
 
     # ------------------------------------------------------ from connections
@@ -154,8 +169,17 @@ class AccessNode:
     def on_closed(self, connection: Connection) -> None:
         self.hub.remove(connection)
         self._wheel.cancel(connection)
-        if connection.login is not None:
-            self._spawn_background(self._locations.unregister(self._location(connection)))
+        self.metrics.connection_closed(connection.transport.kind)
+        if connection.session.close_code is not None:
+            self.metrics.disconnected(int(connection.session.close_code))
+        if connection.login is not None and self._loop is not None:
+            self._spawn_background(self._forget(connection))
+
+    async def _forget(self, connection: Connection) -> None:
+        await self._locations.unregister(self._location(connection))
+        user_id = connection.user_id
+        if not self.hub.of_user(user_id):
+            await self._bus.unwatch_user(user_id)
 
     # --------------------------------------------------------------- handlers
 
@@ -165,6 +189,7 @@ class AccessNode:
             identity = self._verifier.verify(request.token)
         except AuthError as exc:
             log.info("auth refused", extra={"conn_id": conn.conn_id, "code": int(exc.code)})
+            self.metrics.auth_refused(int(exc.code))
             conn.close(conn.session.reject_auth(event.seq, exc.code, str(exc)))
             return
         login = DeviceLogin(
@@ -174,16 +199,25 @@ class AccessNode:
             platform=request.platform or "unknown",
             login_time=time.time(),
         )
-        existing = [c.login for c in self.hub.of_user(login.user_id) if c.login]
-        for old in logins_to_replace(self.settings.multi_device_policy, existing, login):
-            replaced = self.hub.get(old.conn_id)
-            if replaced is not None:
-                replaced.kick(Code.KICKED_NEW_LOGIN, "replaced by a newer login")
         conn.login = login
-        self.hub.bind(conn)
-        await self._locations.register(self._location(conn), self._location_ttl)
-        if conn.closed:
+        user_id = login.user_id
+        await self._bus.watch_user(user_id)
+        try:
+            replaced = await self._locations.claim(
+                self._location(conn), self.settings.multi_device_policy, self._location_ttl
+            )
+        except Exception:
+            log.exception("location store unavailable", extra={"conn_id": conn.conn_id})
+            self.metrics.backend_error("locations")
+            conn.login = None
+            conn.kick(Code.INTERNAL_ERROR, "location store unavailable")
             return
+        if conn.closed:  # went away while the claim was in flight
+            await self._locations.unregister(self._location(conn))
+            return
+        self.hub.bind(conn)
+        self.metrics.auth_success.inc()
+        await self._kick_replaced(user_id, replaced)
         hb = self.settings.heartbeat
         conn.accept_auth(
             event.seq,
@@ -204,6 +238,8 @@ class AccessNode:
         )
 
     async def _chat(self, conn: Connection, event: ChatReceived) -> None:
+        started = time.perf_counter()
+        self.metrics.messages_received.inc()
         message = event.message
         problem = self._check_message(message.msg_id, message.to_user, message.content)
         if problem:
@@ -231,6 +267,7 @@ class AccessNode:
             raise
         except Exception:
             log.exception("upstream publish failed", extra={"conn_id": conn.conn_id})
+            self.metrics.backend_error("bus")
             conn.reply(
                 event.stream_id, event.seq, MessageAck(message.msg_id, int(Code.UNAVAILABLE))
             )
@@ -240,6 +277,7 @@ class AccessNode:
             event.seq,
             MessageAck(message.msg_id, int(Code.OK), ack.server_seq, ack.timestamp, ack.duplicate),
         )
+        self.metrics.message_latency.observe(time.perf_counter() - started)
 
     def _check_message(self, msg_id: str, to_user: int, content: str) -> str:
         if not msg_id or len(msg_id) > _MAX_MSG_ID:
@@ -268,10 +306,42 @@ class AccessNode:
             SyncResponse(int(Code.OK), messages, result.max_seq, result.has_more or trimmed),
         )
 
-    def _on_push(self, pushes: Sequence[Push]) -> None:
+    async def _kick_replaced(self, user_id: int, replaced: list[Location]) -> None:
+        remote: list[int] = []
+        for old in replaced:
+            local = self.hub.get(old.conn_id)
+            if local is not None:
+                local.kick(Code.KICKED_NEW_LOGIN, "replaced by a newer login")
+            else:
+                remote.append(old.conn_id)
+        if remote:
+            event = KickEvent(
+                user_id, tuple(remote), int(Code.KICKED_NEW_LOGIN), "replaced by a newer login"
+            )
+            await self._bus.publish_user_event(event)
+
+    # ------------------------------------------------------------ from the bus
+
+    def deliver(self, pushes: Sequence[Push]) -> None:
+        sent = self.metrics.messages_sent
         for push in pushes:
             for conn in self.hub.of_user(push.user_id):
                 conn.push(push.message)
+                sent.inc()
+
+    def broadcast(self, message: ChatMessage) -> None:
+        sent = self.metrics.messages_sent
+        for conn in self.hub:
+            if conn.login is not None:
+                conn.push(message)
+                sent.inc()
+
+    def user_event(self, event: UserEvent) -> None:
+        code = Code(event.code) if event.code in Code._value2member_map_ else Code.KICKED_BY_ADMIN
+        for conn_id in event.conn_ids:
+            conn = self.hub.get(conn_id)
+            if conn is not None and conn.user_id == event.user_id:
+                conn.kick(code, event.reason)
 
     # ---------------------------------------------------------------- helpers
 
@@ -285,6 +355,7 @@ class AccessNode:
             login.device_id,
             login.platform,
             login.login_time,
+            self.instance,
         )
 
     def _schedule(self, conn: Connection) -> None:
@@ -300,6 +371,14 @@ class AccessNode:
             for conn in self._wheel.pop_due(now):
                 conn.check_timers(now)
                 self._schedule(conn)
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self._node_ttl / 3)
+            try:
+                await self._locations.node_alive(self.node_id, self.instance, self._node_ttl)
+            except Exception:
+                log.exception("node liveness renewal failed")
 
     async def _refresh_locations(self) -> None:
         while True:

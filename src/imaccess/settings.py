@@ -22,12 +22,16 @@ from typing import Any, TypeVar
 import yaml
 
 __all__ = [
+    "AdminSettings",
     "AuthSettings",
     "HeartbeatSettings",
     "LimitsSettings",
+    "LocationSettings",
     "LogicSettings",
     "MultiDevicePolicy",
+    "NatsSettings",
     "QuicSettings",
+    "RedisSettings",
     "Settings",
     "SettingsError",
     "load_settings",
@@ -103,17 +107,66 @@ class LogicSettings:
 
 
 @dataclass(slots=True)
+class AdminSettings:
+    listen: str = "127.0.0.1:9091"
+    """host:port of the admin HTTP listener (/metrics, /healthz, /readyz); empty: off."""
+
+
+@dataclass(slots=True)
+class LocationSettings:
+    ttl: float = 180.0
+    """Seconds a location entry lives without a refresh (nodes refresh every ttl / 3)."""
+    node_ttl: float = 10.0
+    """Seconds a node stays 'alive' without renewing; its locations are ignored after."""
+
+
+@dataclass(slots=True)
+class NatsSettings:
+    url: str = "nats://127.0.0.1:4222"
+    """One server URL, or several separated by commas (a cluster)."""
+    upstream: str = "jetstream"
+    """jetstream: durable, acked, de-duplicated upstream; core: at-most-once, lower latency."""
+    stream: str = "IM_UPSTREAM"
+    replicas: int = 1
+    """JetStream replicas of the upstream stream (3 on a 3-node cluster)."""
+    partitions: int = 16
+    """Upstream is split by sender into this many partitions, each processed in order."""
+    duplicate_window: float = 120.0
+    """Seconds JetStream de-duplicates upstream publishes by Nats-Msg-Id."""
+    max_age: float = 86400.0
+    """Seconds an upstream message is kept in the stream."""
+    ack_wait: float = 30.0
+    """Seconds before an unacknowledged upstream message is redelivered to Logic."""
+    request_timeout: float = 5.0
+    ping_interval: float = 5.0
+    """Seconds between client pings: how soon a frozen NATS server is noticed."""
+
+
+@dataclass(slots=True)
+class RedisSettings:
+    url: str = "redis://127.0.0.1:6379/0"
+    cluster: bool = False
+    """Connect to a Redis Cluster (url names any one of its nodes)."""
+
+
+@dataclass(slots=True)
 class Settings:
     node_id: str = "access-1"
     listen: str = "127.0.0.1:8443"
     """host:port of the QUIC listener (UDP)."""
     multi_device_policy: MultiDevicePolicy = MultiDevicePolicy.MULTI_DEVICE
     log_level: str = "INFO"
+    log_format: str = "text"
+    """text: one line per record with key=value fields; json: one JSON object per line."""
     quic: QuicSettings = field(default_factory=QuicSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     logic: LogicSettings = field(default_factory=LogicSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    locations: LocationSettings = field(default_factory=LocationSettings)
+    nats: NatsSettings = field(default_factory=NatsSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -141,6 +194,10 @@ def load_settings(
     _apply_env(settings, os.environ if environ is None else environ, "")
     if settings.heartbeat.timeout <= settings.heartbeat.interval:
         raise SettingsError("heartbeat.timeout must exceed heartbeat.interval")
+    if settings.nats.partitions < 1:
+        raise SettingsError("nats.partitions must be at least 1")
+    if settings.logic.inbox_limit < 1 or settings.logic.sync_batch < 1:
+        raise SettingsError("logic.inbox_limit and logic.sync_batch must be at least 1")
     limits = settings.limits
     if limits.max_outbound_bytes < 2 * limits.max_frame_size:
         raise SettingsError("limits.max_outbound_bytes must be at least 2 x limits.max_frame_size")

@@ -36,6 +36,7 @@ from ..protocol.messages import (
     AuthResponse,
     Body,
     ChatMessage,
+    Delivery,
     Error,
     Heartbeat,
     Kick,
@@ -146,8 +147,13 @@ class Client:
         backoff_base: float = 0.2,
         backoff_cap: float = 30.0,
         heartbeat_interval: float | None = None,
+        servers: list[tuple[str, int]] | None = None,
     ) -> None:
-        self.host, self.port = host, port
+        # Several access nodes: each (re)connect tries the next one, so clients of a node
+        # that died or drains spread over the others.
+        self.servers = list(servers) if servers else [(host, port)]
+        self._link_attempts = 0
+        self.host, self.port = self.servers[0]
         self.device_id = device_id or uuid.uuid4().hex
         self.platform = platform
         self.user_id = 0
@@ -291,6 +297,9 @@ class Client:
             link: _Link | None = None
             try:
                 link = await self._open_link()
+            except Disconnected as exc:
+                self._stop(exc)
+                return
             except AuthFailed as exc:
                 if reconnect_for(exc.code) is Reconnect.STAYS_OPEN or (
                     callable(self._token) and self.connects > 0 and attempt < 3
@@ -341,6 +350,8 @@ class Client:
 
     async def _open_link(self) -> _Link:
         loop = asyncio.get_running_loop()
+        self.host, self.port = self.servers[self._link_attempts % len(self.servers)]
+        self._link_attempts += 1
         configuration = QuicConfiguration(
             is_client=True,
             alpn_protocols=[ALPN],
@@ -386,7 +397,12 @@ class Client:
             link.write(frame, link.message_stream)
             return link
         except BaseException:
+            tls_alert = _tls_failure(link)
             self._drop_link()
+            if tls_alert is not None:  # retrying cannot fix an untrusted certificate
+                raise Disconnected(
+                    tls_alert, f"TLS handshake failed (QUIC error {tls_alert:#x})"
+                ) from None
             raise
 
     def _keep_ticket(self, ticket: SessionTicket) -> None:
@@ -480,6 +496,8 @@ class Client:
             future.set_result(body)
             return
         match body:
+            case ChatMessage() if body.delivery == Delivery.BROADCAST:
+                self._incoming.put_nowait(body)  # not stored in any inbox: seq 0, no cursor
             case ChatMessage():
                 verdict = self._cursor.offer(body)
                 if verdict == "deliver":
@@ -495,6 +513,15 @@ class Client:
             case Notice(kind, code, message, after_ms) if kind == NoticeKind.DRAIN:
                 link.close_code, link.close_reason = code or int(Code.DRAINING), message
                 link.reconnect_after = after_ms / 1000
+
+
+def _tls_failure(link: _Link) -> int | None:
+    """The QUIC CRYPTO_ERROR (0x100 + TLS alert) that ended a handshake, if one did."""
+    if link.lost.done() and not link.lost.cancelled():
+        code = link.lost.result()
+        if 0x100 <= code <= 0x1FF:
+            return code
+    return None
 
 
 def _local_address_for(host: str) -> str:

@@ -1,95 +1,80 @@
-"""Per-user inboxes: an append-only log per user with a per-user sequence, plus the
-record of accepted msg_ids that makes a resend idempotent.
+"""Per-user inboxes: an append-only log per user with a per-user sequence.
 
 Every message a user sends or receives lands in that user's inbox, so each of the
-user's devices can Sync the whole conversation from its own last seq.
+user's devices can Sync the whole conversation from its own last seq. Appends are
+idempotent per ``(user, key)`` where the key is the message's ``from_user:msg_id``:
+Logic may see a message twice (a redelivery after a crash) and must store it once.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections import deque
 from dataclasses import replace
 from typing import Protocol
 
-from ..bus import SyncResult, UpstreamAck
+from ..bus import SyncResult
 from ..protocol.messages import ChatMessage
 
 __all__ = ["Inbox", "MemoryInbox"]
 
 
 class Inbox(Protocol):
-    async def accepted(self, key: str) -> UpstreamAck | None:
-        """The ack given when the message with this de-duplication key was first accepted."""
+    async def append(
+        self, user_id: int, message: ChatMessage, key: str
+    ) -> tuple[ChatMessage, bool]:
+        """Store ``message`` with the user's next seq, unless ``key`` is already there.
 
-    async def accept(self, key: str, ack: UpstreamAck) -> UpstreamAck | None:
-        """Record ``key``; returns the earlier ack instead if it was already there."""
-
-    async def next_server_seq(self) -> int: ...
-
-    async def append(self, user_id: int, message: ChatMessage) -> ChatMessage:
-        """Store ``message`` with the user's next seq; returns the stored copy."""
+        Returns the stored copy (with its seq) and whether this call stored it.
+        """
 
     async def since(self, user_id: int, since_seq: int, limit: int) -> SyncResult: ...
 
+    async def close(self) -> None: ...
+
+
+class _UserLog:
+    __slots__ = ("entries", "keys", "seq")
+
+    def __init__(self, limit: int) -> None:
+        self.entries: deque[tuple[str, ChatMessage]] = deque(maxlen=limit)
+        self.keys: dict[str, ChatMessage] = {}
+        self.seq = 0
+
 
 class MemoryInbox:
-    def __init__(
-        self,
-        *,
-        limit: int = 10_000,
-        dedupe_window: float = 86400.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, *, limit: int = 10_000) -> None:
         self._limit = limit
-        self._window = dedupe_window
-        self._clock = clock
-        self._logs: dict[int, deque[ChatMessage]] = {}
-        self._seqs: dict[int, int] = {}
-        self._accepted: OrderedDict[str, tuple[UpstreamAck, float]] = OrderedDict()
-        self._server_seq = 0
+        self._logs: dict[int, _UserLog] = {}
 
-    async def accepted(self, key: str) -> UpstreamAck | None:
-        self._expire()
-        entry = self._accepted.get(key)
-        return entry[0] if entry else None
-
-    async def accept(self, key: str, ack: UpstreamAck) -> UpstreamAck | None:
-        earlier = await self.accepted(key)
+    async def append(
+        self, user_id: int, message: ChatMessage, key: str
+    ) -> tuple[ChatMessage, bool]:
+        log = self._logs.get(user_id)
+        if log is None:
+            log = self._logs[user_id] = _UserLog(self._limit)
+        earlier = log.keys.get(key)
         if earlier is not None:
-            return earlier
-        self._accepted[key] = (ack, self._clock() + self._window)
-        return None
-
-    async def next_server_seq(self) -> int:
-        self._server_seq += 1
-        return self._server_seq
-
-    async def append(self, user_id: int, message: ChatMessage) -> ChatMessage:
-        seq = self._seqs.get(user_id, 0) + 1
-        self._seqs[user_id] = seq
-        stored = replace(message, seq=seq)
-        log = self._logs.setdefault(user_id, deque(maxlen=self._limit))
-        log.append(stored)
-        return stored
+            return earlier, False
+        log.seq += 1
+        stored = replace(message, seq=log.seq)
+        if len(log.entries) == log.entries.maxlen:
+            dropped_key, _ = log.entries[0]
+            log.keys.pop(dropped_key, None)
+        log.entries.append((key, stored))
+        log.keys[key] = stored
+        return stored, True
 
     async def since(self, user_id: int, since_seq: int, limit: int) -> SyncResult:
-        max_seq = self._seqs.get(user_id, 0)
         log = self._logs.get(user_id)
-        if not log or since_seq >= max_seq:
-            return SyncResult((), max_seq, False)
+        if log is None or since_seq >= log.seq:
+            return SyncResult((), log.seq if log else 0, False)
+        entries = log.entries
         # seqs in a log are consecutive, so the start index is arithmetic
-        first = log[0].seq
+        first = entries[0][1].seq
         start = max(since_seq + 1 - first, 0)
-        picked = [log[i] for i in range(start, min(start + limit, len(log)))]
-        has_more = start + len(picked) < len(log)
-        return SyncResult(tuple(picked), max_seq, has_more)
+        picked = [entries[i][1] for i in range(start, min(start + limit, len(entries)))]
+        has_more = start + len(picked) < len(entries)
+        return SyncResult(tuple(picked), log.seq, has_more)
 
-    def _expire(self) -> None:
-        now = self._clock()
-        while self._accepted:
-            _, (_, expires) = next(iter(self._accepted.items()))
-            if expires > now:
-                break
-            self._accepted.popitem(last=False)
+    async def close(self) -> None:
+        self._logs.clear()

@@ -1,21 +1,25 @@
-"""Logic: accept, store, route.
+"""Logic: store and route.
 
-For each upstream message: de-duplicate by msg_id (a resend gets the first ack again),
-store it in the recipient's inbox and, for 1:1 chat between two users, in the sender's
-(so the sender's other devices see it), then push each stored copy to every node that
-holds a connection of its owner, grouped per node. The sending connection gets the
-sender's copy too: it advances that device's inbox cursor without a Sync, and the client
-recognises its own msg_id. De-duplication is per sender: ``(from_user, msg_id)``.
+For each upstream message: store it in the recipient's inbox and, for 1:1 chat between
+two users, in the sender's (so the sender's other devices see it), then push each stored
+copy to every live node that holds a connection of its owner, grouped per node. The
+sending connection gets the sender's copy too: it advances that device's inbox cursor
+without a Sync, and the client recognises its own msg_id.
+
+Processing is idempotent: inbox appends are keyed by ``from_user:msg_id``, and pushing a
+copy twice is harmless (clients drop a seq they have). So a redelivered message is routed
+again but stored once. Broadcasts are not stored: they reach the connections online now.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 
-from ..bus import Downstream, Push, SyncResult, Upstream, UpstreamAck
-from ..protocol.messages import ChatMessage
+from ..bus import Downstream, Push, SyncResult, Upstream
+from ..protocol.messages import ChatMessage, Delivery
 from ..storage import LocationStore
 from .inbox import Inbox
 
@@ -38,37 +42,42 @@ class LogicService:
         self._sync_batch = sync_batch
         self._clock_ms = clock_ms
 
-    async def handle_upstream(self, message: Upstream) -> UpstreamAck:
-        key = f"{message.from_user}:{message.msg_id}"
-        earlier = await self._inbox.accepted(key)
-        if earlier is not None:
-            return UpstreamAck(earlier.server_seq, earlier.timestamp, duplicate=True)
-        now = self._clock_ms()
-        ack = UpstreamAck(await self._inbox.next_server_seq(), now)
+    async def process(self, message: Upstream) -> None:
         chat = ChatMessage(
             msg_id=message.msg_id,
             from_user=message.from_user,
             to_user=message.to_user,
             content=message.content,
             content_type=message.content_type,
-            timestamp=now,
+            timestamp=message.received_at_ms,
             delivery=message.delivery,
             group_id=message.group_id,
         )
-        # Store first, then record the msg_id: a failure in between makes a resend store
-        # the message again (at least once) instead of acking a message that was lost.
-        copies = [(message.to_user, await self._inbox.append(message.to_user, chat))]
+        key = message.dedupe_key
+        stored, _ = await self._inbox.append(message.to_user, chat, key)
+        copies = [(message.to_user, stored)]
         if message.from_user != message.to_user:
-            copies.append((message.from_user, await self._inbox.append(message.from_user, chat)))
-        earlier = await self._inbox.accept(key, ack)
-        if earlier is not None:  # a concurrent resend was accepted first
-            return UpstreamAck(earlier.server_seq, earlier.timestamp, duplicate=True)
+            sender_copy, _ = await self._inbox.append(message.from_user, chat, key)
+            copies.append((message.from_user, sender_copy))
         await self._route(copies)
-        return ack
 
     async def handle_sync(self, user_id: int, since_seq: int, limit: int) -> SyncResult:
         limit = min(limit, self._sync_batch) if limit > 0 else self._sync_batch
         return await self._inbox.since(user_id, since_seq, limit)
+
+    async def broadcast(
+        self, content: str, *, content_type: int = 0, msg_id: str | None = None
+    ) -> ChatMessage:
+        """Send ``content`` to every connected user now (not stored; seq 0)."""
+        message = ChatMessage(
+            msg_id=msg_id or uuid.uuid4().hex,
+            content=content,
+            content_type=content_type,
+            timestamp=self._clock_ms(),
+            delivery=Delivery.BROADCAST,
+        )
+        await self._downstream.broadcast(message)
+        return message
 
     async def _route(self, copies: list[tuple[int, ChatMessage]]) -> None:
         """Push each (owner, stored copy) to the nodes holding the owner's connections."""

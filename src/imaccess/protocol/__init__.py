@@ -1,6 +1,13 @@
 """The wire protocol, free of I/O: framing, codec, typed messages, codes, session state."""
 
-from .codec import UnknownMsgType, decode_frame, encode_packet, read_envelope
+from .codec import (
+    UnknownMsgType,
+    decode_frame,
+    decode_table,
+    encode_packet,
+    encode_table,
+    read_envelope,
+)
 from .codes import Code, Reconnect, reconnect_for
 from .errors import FrameTooLarge, MalformedFrame, ProtocolError, StreamViolation
 from .framing import DEFAULT_MAX_FRAME_SIZE, Frame, FrameDecoder, encode_frame
@@ -49,8 +56,10 @@ __all__ = [
     "SyncResponse",
     "UnknownMsgType",
     "decode_frame",
+    "decode_table",
     "encode_frame",
     "encode_packet",
+    "encode_table",
     "read_envelope",
     "reconnect_for",
 ]

@@ -39,7 +39,15 @@ from .messages import (
     SyncResponse,
 )
 
-__all__ = ["UnknownMsgType", "decode_frame", "encode_body", "encode_packet"]
+__all__ = [
+    "UnknownMsgType",
+    "decode_frame",
+    "decode_table",
+    "encode_body",
+    "encode_packet",
+    "encode_table",
+    "read_envelope",
+]
 
 _PACKET_PAYLOAD_SLOT = 10  # vtable offset of Packet.payload (4 + 2 * field index)
 
@@ -156,6 +164,30 @@ def _encode_table(body: Body) -> bytes:
             fb.NoticeAddReconnectAfterMs(b, reconnect_after_ms)
             return _finish(b, fb.NoticeEnd(b))
     raise TypeError(f"not a message body: {body!r}")
+
+
+def encode_table(body: Body) -> bytes:
+    """The body's own table as a standalone FlatBuffer (a Packet's payload).
+
+    Also the encoding of messages on internal hops (NATS envelopes, Redis inboxes).
+    """
+    return _encode_table(body)
+
+
+def decode_table(msg_type: int, payload: bytes | memoryview) -> Body:
+    """Inverse of :func:`encode_table`; raises MalformedFrame on bytes that do not decode."""
+    decoder = _DECODERS.get(msg_type)
+    if decoder is None:
+        raise UnknownMsgType(msg_type, 0)
+    view = memoryview(payload)
+    if not view and msg_type in _EMPTY_OK:
+        return Heartbeat() if msg_type == MsgType.HEARTBEAT else SyncRequest()
+    try:
+        return decoder(view)
+    except ProtocolError:
+        raise
+    except Exception as exc:
+        raise MalformedFrame(f"{MsgType(msg_type).name} table does not decode: {exc}") from None
 
 
 def encode_body(seq: int, msg_type: int, payload: bytes, timestamp: int = 0) -> bytes:

@@ -8,6 +8,7 @@ It is regenerated when fewer than 2 days remain.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import hashlib
 import ipaddress
 from pathlib import Path
@@ -56,18 +57,24 @@ def generate_certificate(
 
 
 def ensure_dev_certificate(state_dir: str | Path) -> tuple[Path, Path]:
-    """Paths of a usable development certificate and key, made or renewed as needed."""
+    """Paths of a usable development certificate and key, made or renewed as needed.
+
+    Several processes may share a state directory (``imaccess cluster``): a file lock
+    makes one of them generate the pair while the others wait and then reuse it.
+    """
     directory = Path(state_dir)
-    cert_path, key_path = directory / "dev-cert.pem", directory / "dev-key.pem"
-    if cert_path.exists() and key_path.exists():
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC) > _RENEW_BEFORE:
-            return cert_path, key_path
     directory.mkdir(parents=True, exist_ok=True)
-    cert_pem, key_pem = generate_certificate()
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(key_pem)
-    cert_path.write_bytes(cert_pem)
+    cert_path, key_path = directory / "dev-cert.pem", directory / "dev-key.pem"
+    with (directory / ".dev-cert.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if cert_path.exists() and key_path.exists():
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            if cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC) > _RENEW_BEFORE:
+                return cert_path, key_path
+        cert_pem, key_pem = generate_certificate()
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(key_pem)
+        cert_path.write_bytes(cert_pem)
     return cert_path, key_path
 
 

@@ -1,0 +1,259 @@
+"""The distributed mode end to end: `imaccess cluster`'s processes (nats-server with
+JetStream, redis-server, two access nodes, two Logic workers) on loopback, driven by the
+SDK; processes are killed with SIGKILL to show that nothing acked is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+
+from imaccess.auth import issue_token
+from imaccess.client import Client, Disconnected
+from imaccess.localcluster import LocalCluster
+from imaccess.protocol import Code, Delivery
+from imaccess.settings import load_settings
+
+from .conftest import TEST_SECRET
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
+
+FAST = {
+    "IMACCESS_AUTH_SECRET": TEST_SECRET,
+    "IMACCESS_HEARTBEAT_INTERVAL": "1",
+    "IMACCESS_HEARTBEAT_TIMEOUT": "3",
+    "IMACCESS_LOCATIONS_NODE_TTL": "2",
+    "IMACCESS_NATS_ACK_WAIT": "2",
+    "IMACCESS_LOG_LEVEL": "INFO",
+}
+
+
+async def _cluster(tmp: Path, **env: str) -> LocalCluster:
+    cluster = LocalCluster(tmp, base_quic_port=0, extra_env={**FAST, **env})
+    try:
+        await cluster.start()
+        await cluster.wait_ready(60)
+    except BaseException:
+        await cluster.stop()
+        raise
+    return cluster
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalCluster]:
+    c = await _cluster(tmp_path_factory.mktemp("cluster"))
+    yield c
+    await c.stop()
+
+
+Connect = Callable[..., Awaitable[Client]]
+
+
+def _connector(cluster: LocalCluster) -> tuple[Connect, list[Client]]:
+    made: list[Client] = []
+    auth = load_settings(environ=cluster.env()).auth
+    cert = str(Path(cluster.env()["IMACCESS_QUIC_STATE_DIR"]) / "dev-cert.pem")
+
+    async def connect(user_id: int, node: int, **kwargs: Any) -> Client:
+        servers = list(cluster.quic_servers)
+        servers = servers[node:] + servers[:node]  # the chosen node first, then the others
+        kwargs.setdefault("ack_timeout", 3.0)
+        client = Client(
+            token=issue_token(auth, user_id),
+            servers=servers,
+            ca_file=cert,
+            server_name="localhost",
+            backoff_base=0.1,
+            **kwargs,
+        )
+        made.append(client)
+        await client.connect()
+        return client
+
+    return connect, made
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def connect(cluster: LocalCluster) -> AsyncIterator[Connect]:
+    connect, made = _connector(cluster)
+    yield connect
+    for client in made:
+        await client.close()
+
+
+def _user() -> int:
+    return uuid.uuid4().int % 10**12 + 1000
+
+
+async def test_cross_node_chat(cluster: LocalCluster, connect: Connect) -> None:
+    a, b = _user(), _user()
+    alice, bob = await connect(a, 0), await connect(b, 1)
+    assert (alice.node_id, bob.node_id) == ("access-1", "access-2")
+    ack = await alice.send(b, "across nodes")
+    got = await bob.next_message(10)
+    assert (got.msg_id, got.from_user, got.content) == (ack.msg_id, a, "across nodes")
+    reply = await bob.send(a, "and back")
+    assert (await alice.next_message(10)).msg_id == reply.msg_id
+
+
+async def test_devices_on_both_nodes_each_get_every_message(
+    cluster: LocalCluster, connect: Connect
+) -> None:
+    a, b = _user(), _user()
+    phone = await connect(b, 0, device_id="phone")
+    laptop = await connect(b, 1, device_id="laptop")
+    alice = await connect(a, 0)
+    acks = [await alice.send(b, f"m{i}") for i in range(5)]
+    for device in (phone, laptop):
+        got = [await device.next_message(10) for _ in acks]
+        assert [m.msg_id for m in got] == [x.msg_id for x in acks]
+
+
+async def test_same_device_on_another_node_kicks_the_old_connection(
+    cluster: LocalCluster, connect: Connect
+) -> None:
+    b = _user()
+    old = await connect(b, 0, device_id="tablet")
+    new = await connect(b, 1, device_id="tablet")
+    with pytest.raises(Disconnected) as stopped:
+        await old.next_message(10)
+    assert stopped.value.code == Code.KICKED_NEW_LOGIN
+    sender = await connect(_user(), 0)
+    ack = await sender.send(b, "to the new one")
+    assert (await new.next_message(10)).msg_id == ack.msg_id
+
+
+async def test_offline_then_sync(cluster: LocalCluster, connect: Connect) -> None:
+    a, b = _user(), _user()
+    alice = await connect(a, 0)
+    acks = [await alice.send(b, f"while offline {i}") for i in range(3)]
+    bob = await connect(b, 1)
+    got = [await bob.next_message(10) for _ in acks]
+    assert [m.msg_id for m in got] == [x.msg_id for x in acks]
+    assert [m.seq for m in got] == [1, 2, 3]
+
+
+async def test_broadcast_reaches_every_node(cluster: LocalCluster, connect: Connect) -> None:
+    one, two = await connect(_user(), 0), await connect(_user(), 1)
+    proc = await asyncio.create_subprocess_exec(
+        *cluster.imaccess("broadcast", "maintenance at noon"),
+        env={**__import__("os").environ, **cluster.env()},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out
+    for client in (one, two):
+        message = await client.next_message(10)
+        assert message.delivery == Delivery.BROADCAST and message.content == "maintenance at noon"
+
+
+async def test_seed_keys_and_subjects_are_in_use(cluster: LocalCluster, connect: Connect) -> None:
+    seen: list[str] = []
+    nc = await nats.connect(cluster.nats_url)
+    got_downstream = asyncio.Event()
+
+    async def record(msg: Any) -> None:
+        seen.append(msg.subject)
+        if msg.subject.endswith(".downstream"):
+            got_downstream.set()
+
+    await nc.subscribe("im.>", cb=record)
+    await nc.flush()
+    a, b = _user(), _user()
+    alice, bob = await connect(a, 0), await connect(b, 1)
+    await alice.send(b, "observed")
+    await bob.next_message(10)
+    await asyncio.wait_for(got_downstream.wait(), 10)
+    await nc.close()
+    assert any(s.startswith("im.logic.upstream.") for s in seen)  # .<partition>
+    assert "im.access.access-2.downstream" in seen
+    r = aioredis.from_url(cluster.redis_url)
+    fields = await r.hgetall(f"im:user:conn:{{{b}}}")
+    await r.aclose()
+    assert len(fields) == 1
+    (entry,) = fields.values()
+    assert b'"access_node": "access-2"' in entry or b'"access_node":"access-2"' in entry
+
+
+async def test_logic_worker_killed_mid_stream_loses_no_acked_message(
+    cluster: LocalCluster, connect: Connect
+) -> None:
+    a, b = _user(), _user()
+    alice, bob = await connect(a, 0), await connect(b, 1)
+
+    async def send_all() -> list[str]:
+        acked = []
+        for i in range(60):
+            ack = await alice.send(b, f"during the crash {i}")
+            acked.append(ack.msg_id)
+        return acked
+
+    sender = asyncio.create_task(send_all())
+    first = await bob.next_message(20)  # the stream is flowing
+    cluster.logic[0].kill(signal.SIGKILL)
+    acked = await sender
+    received = [first.msg_id] + [(await bob.next_message(30)).msg_id for _ in range(len(acked) - 1)]
+    assert sorted(received) == sorted(acked)
+    await cluster.logic[0].wait()
+    await cluster.start_logic(0)  # restore for the other tests
+    await cluster.wait_ready(60)
+
+
+async def test_access_node_killed_clients_move_and_sync(
+    tmp_path: Path,
+) -> None:
+    cluster = await _cluster(tmp_path)
+    connect, made = _connector(cluster)
+    try:
+        a, b = _user(), _user()
+        alice = await connect(a, 1)
+        bob = await connect(b, 0)  # on access-1, which dies
+        before = await alice.send(b, "before the crash")
+        assert (await bob.next_message(10)).msg_id == before.msg_id
+        cluster.access[0].kill(signal.SIGKILL)
+        during = [await alice.send(b, f"while bob moves {i}") for i in range(5)]
+        got = [await bob.next_message(30) for _ in during]
+        assert [m.msg_id for m in got] == [x.msg_id for x in during]
+        assert bob.node_id == "access-2" and bob.connects == 2
+        r = aioredis.from_url(cluster.redis_url)
+        nodes = {v for v in (await r.hgetall(f"im:user:conn:{{{b}}}")).values()}
+        await r.aclose()
+        assert all(b"access-1" not in v for v in nodes)  # Logic routes only to access-2
+    finally:
+        for client in made:
+            await client.close()
+        await cluster.stop()
+
+
+async def test_single_device_policy_across_nodes(tmp_path: Path) -> None:
+    cluster = await _cluster(tmp_path, IMACCESS_MULTI_DEVICE_POLICY="single_device")
+    connect, made = _connector(cluster)
+    try:
+        b = _user()
+        first = await connect(b, 0, device_id="phone", platform="ios")
+        second = await connect(b, 1, device_id="desktop", platform="mac")
+        with pytest.raises(Disconnected) as stopped:
+            await first.next_message(10)
+        assert stopped.value.code == Code.KICKED_NEW_LOGIN
+        # two logins at the same moment on different nodes: exactly one survives
+        c = _user()
+        racers = await asyncio.gather(
+            connect(c, 0, device_id="x"), connect(c, 1, device_id="y"), return_exceptions=True
+        )
+        alive = [r for r in racers if isinstance(r, Client)]
+        results = await asyncio.gather(*(r.next_message(3) for r in alive), return_exceptions=True)
+        kicked = [r for r in results if isinstance(r, Disconnected)]
+        assert len(alive) - len(kicked) == 1
+        assert second.stopped is None
+    finally:
+        for client in made:
+            await client.close()
+        await cluster.stop()
