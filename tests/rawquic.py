@@ -39,7 +39,16 @@ class RawPeer:
         self._seq = 0
 
     @classmethod
-    async def connect(cls, host: str, port: int, ca_file: str, *, local_port: int = 0) -> RawPeer:
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        ca_file: str,
+        *,
+        local_port: int = 0,
+        local_host: str = "127.0.0.1",
+        wait: bool = True,
+    ) -> RawPeer:
         configuration = QuicConfiguration(
             is_client=True, alpn_protocols=["im-access"], server_name="localhost"
         )
@@ -47,12 +56,13 @@ class RawPeer:
         quic = QuicConnection(configuration=configuration)
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _Protocol(quic), local_addr=("127.0.0.1", local_port)
+            lambda: _Protocol(quic), local_addr=(local_host, local_port)
         )
         peer = cls(protocol, transport)
         protocol.peer = peer
         protocol.connect((host, port))
-        await asyncio.wait_for(protocol.wait_connected(), 5)
+        if wait:
+            await asyncio.wait_for(protocol.wait_connected(), 5)
         return peer
 
     def on_event(self, event: QuicEvent) -> None:

@@ -131,6 +131,7 @@ class Connection:
         "_sink",
         "conn_id",
         "gone",
+        "ip",
         "login",
         "session",
         "tasks",
@@ -152,6 +153,7 @@ class Connection:
         self.transport = transport
         self.session = session
         self.login: DeviceLogin | None = None
+        self.ip = ""
         self.tasks: set[asyncio.Task[None]] = set()
         self._sink = sink
         self._closed = False

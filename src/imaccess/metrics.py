@@ -48,6 +48,12 @@ class NodeMetrics:
             ["node", "code"],
             registry=r,
         )
+        self.rate_limited = Counter(
+            "access_rate_limited",
+            "Chat messages refused by the per-user rate limit",
+            ["node"],
+            registry=r,
+        ).labels(**labels)
         self.backend_errors = Counter(
             "access_backend_errors",
             "Failed calls to NATS or Redis",

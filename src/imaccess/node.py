@@ -31,6 +31,7 @@ from .protocol.session import (
     ServerSession,
     SyncRequested,
 )
+from .ratelimit import TokenBucket
 from .settings import Settings
 from .storage import Location, LocationStore
 from .timers import TimerWheel
@@ -86,6 +87,9 @@ class AccessNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._accepting = False
+        self._per_ip: dict[str, int] = {}
+        self._message_buckets: dict[int, TokenBucket] = {}
+        self._auth_failures: dict[str, TokenBucket] = {}
         self.metrics = NodeMetrics(self.node_id)
 
     @property
@@ -128,9 +132,13 @@ class AccessNode:
     # ----------------------------------------------------- from the transports
 
     def open_connection(self, transport: Transport) -> Connection | None:
-        if not self._accepting or self._loop is None:
-            transport.close(int(Code.DRAINING), "node is not accepting connections")
+        refusal = self._admission(transport.remote_address[0])
+        if refusal is not None:
+            code, reason = refusal
+            self.metrics.disconnected(int(code))
+            transport.close(int(code), reason)
             return None
+        assert self._loop is not None
         self._conn_counter += 1
         limits = self.settings.limits
         session = ServerSession(
@@ -138,6 +146,7 @@ class AccessNode:
             auth_deadline=self.settings.auth.deadline,
             heartbeat_timeout=self.settings.heartbeat.timeout,
             max_frame_size=limits.max_frame_size,
+            max_control_frame_size=limits.max_control_frame_size,
         )
         conn = Connection(
             self._conn_prefix | self._conn_counter,
@@ -149,8 +158,26 @@ class AccessNode:
         )
         self.hub.add(conn)
         self._schedule(conn)
+        ip = transport.remote_address[0]
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        conn.ip = ip
         self.metrics.connection_opened(transport.kind)
         return conn
+
+    def _admission(self, ip: str) -> tuple[Code, str] | None:
+        """Why a new connection from ``ip`` is refused, if it is. Refusals come before any
+        per-connection state exists, so a flood of them costs almost nothing."""
+        limits = self.settings.limits
+        if not self._accepting or self._loop is None:
+            return Code.DRAINING, "node is not accepting connections"
+        if len(self.hub) >= limits.max_connections:
+            return Code.NODE_FULL, "node at its connection limit"
+        if self._per_ip.get(ip, 0) >= limits.max_connections_per_ip:
+            return Code.TOO_MANY_CONNECTIONS, "too many connections from this address"
+        failures = self._auth_failures.get(ip)
+        if failures is not None and failures.available(self.now()) < 1:
+            return Code.AUTH_BLOCKED, "too many failed authentications from this address"
+        return None
 
     # ------------------------------------------------------ from connections
 
@@ -168,6 +195,11 @@ class AccessNode:
 
     def on_closed(self, connection: Connection) -> None:
         self.hub.remove(connection)
+        ip = connection.ip
+        if ip in self._per_ip:
+            self._per_ip[ip] -= 1
+            if self._per_ip[ip] <= 0:
+                del self._per_ip[ip]
         self._wheel.cancel(connection)
         self.metrics.connection_closed(connection.transport.kind)
         if connection.session.close_code is not None:
@@ -179,6 +211,7 @@ class AccessNode:
         await self._locations.unregister(self._location(connection))
         user_id = connection.user_id
         if not self.hub.of_user(user_id):
+            self._message_buckets.pop(user_id, None)
             await self._bus.unwatch_user(user_id)
 
     # --------------------------------------------------------------- handlers
@@ -190,6 +223,7 @@ class AccessNode:
         except AuthError as exc:
             log.info("auth refused", extra={"conn_id": conn.conn_id, "code": int(exc.code)})
             self.metrics.auth_refused(int(exc.code))
+            self._note_auth_failure(conn.ip)
             conn.close(conn.session.reject_auth(event.seq, exc.code, str(exc)))
             return
         login = DeviceLogin(
@@ -247,6 +281,12 @@ class AccessNode:
                 event.stream_id,
                 event.seq,
                 MessageAck(message.msg_id, int(Code.INVALID_MESSAGE)),
+            )
+            return
+        if not self._message_bucket(conn.user_id).take(self.now()):
+            self.metrics.rate_limited.inc()
+            conn.reply(
+                event.stream_id, event.seq, MessageAck(message.msg_id, int(Code.RATE_LIMITED))
             )
             return
         upstream = Upstream(
@@ -344,6 +384,26 @@ class AccessNode:
                 conn.kick(code, event.reason)
 
     # ---------------------------------------------------------------- helpers
+
+    def _message_bucket(self, user_id: int) -> TokenBucket:
+        bucket = self._message_buckets.get(user_id)
+        if bucket is None:
+            limits = self.settings.limits
+            bucket = TokenBucket(limits.message_rate, limits.message_burst, self.now())
+            self._message_buckets[user_id] = bucket
+        return bucket
+
+    def _note_auth_failure(self, ip: str) -> None:
+        bucket = self._auth_failures.get(ip)
+        if bucket is None:
+            per_minute = self.settings.limits.auth_failures_per_minute
+            bucket = TokenBucket(per_minute / 60, per_minute, self.now())
+            self._auth_failures[ip] = bucket
+        bucket.take(self.now())
+        if len(self._auth_failures) > 100_000:  # bound memory: forget recovered addresses
+            now = self.now()
+            for address in [a for a, b in self._auth_failures.items() if b.full(now)]:
+                del self._auth_failures[address]
 
     def _location(self, conn: Connection) -> Location:
         login = conn.login

@@ -90,7 +90,20 @@ class HeartbeatSettings:
 
 @dataclass(slots=True)
 class LimitsSettings:
+    max_connections: int = 100_000
+    """Connections one access node holds; more are refused with NODE_FULL."""
+    max_connections_per_ip: int = 256
+    """Connections from one client address; more are refused with TOO_MANY_CONNECTIONS."""
+    message_rate: float = 20.0
+    """Chat messages per second per user (token bucket refill), per access node."""
+    message_burst: int = 60
+    """Chat messages a user may send at once before the rate applies."""
+    auth_failures_per_minute: int = 30
+    """Failed authentications per client address per minute; then AUTH_BLOCKED."""
+    max_control_frame_size: int = 32 * 1024
+    """Largest frame on the control stream (auth, heartbeat, sync)."""
     max_frame_size: int = 64 * 1024
+    """Largest frame on the message stream, and of any frame the node sends."""
     max_outbound_bytes: int = 1024 * 1024
     """Bytes queued towards one connection before it is closed as a slow consumer."""
     max_content_bytes: int = 16 * 1024

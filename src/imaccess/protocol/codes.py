@@ -57,6 +57,10 @@ class Code(IntEnum):
     """The client stopped reading and its outbound queue hit the bound."""
     NODE_FULL = 3005
     INTERNAL_ERROR = 3006
+    TOO_MANY_CONNECTIONS = 3007
+    """This client address already holds the most connections a node allows."""
+    AUTH_BLOCKED = 3008
+    """Too many failed authentications from this address lately; wait, then retry."""
 
     KICKED_NEW_LOGIN = 4001
     """Replaced by a newer login under the multi-device policy."""

@@ -99,6 +99,7 @@ class ServerSession:
         "_decoders",
         "_heartbeat_timeout",
         "_last_active",
+        "_max_control_frame_size",
         "_max_frame_size",
         "_outbound",
         "close_code",
@@ -116,6 +117,7 @@ class ServerSession:
         auth_deadline: float,
         heartbeat_timeout: float,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_control_frame_size: int | None = None,
     ) -> None:
         self.state = SessionState.AWAITING_AUTH
         self.opened_at = now
@@ -126,6 +128,7 @@ class ServerSession:
         self._auth_deadline = auth_deadline
         self._heartbeat_timeout = heartbeat_timeout
         self._max_frame_size = max_frame_size
+        self._max_control_frame_size = max_control_frame_size or max_frame_size
         self._last_active = now
         self._decoders: dict[int, FrameDecoder] = {}
         self._outbound: list[tuple[int, bytes]] = []
@@ -229,7 +232,10 @@ class ServerSession:
     def _open_stream(self, stream_id: int) -> FrameDecoder:
         if self.control_stream is None:
             self.control_stream = stream_id
-        elif self.message_stream is None and self.state is SessionState.ACTIVE:
+            decoder = FrameDecoder(self._max_control_frame_size)
+            self._decoders[stream_id] = decoder
+            return decoder
+        if self.message_stream is None and self.state is SessionState.ACTIVE:
             self.message_stream = stream_id
         else:
             raise StreamViolation(
