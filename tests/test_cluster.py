@@ -245,6 +245,32 @@ async def test_access_node_killed_clients_move_and_sync(
         await cluster.stop()
 
 
+async def test_sigterm_drains_a_node_and_its_clients_move_with_nothing_lost(
+    tmp_path: Path,
+) -> None:
+    cluster = await _cluster(
+        tmp_path, IMACCESS_DRAIN_DEADLINE="10", IMACCESS_DRAIN_RECONNECT_SPREAD="1"
+    )
+    connect, made = _connector(cluster)
+    try:
+        a, b = _user(), _user()
+        alice = await connect(a, 1)
+        bob = await connect(b, 0)  # on access-1, which drains
+        sending = asyncio.gather(*(alice.send(b, f"during the drain {i}") for i in range(30)))
+        received = {(await bob.next_message(10)).msg_id}  # the stream is flowing
+        cluster.access[0].kill(signal.SIGTERM)
+        acks = await sending
+        assert await cluster.access[0].wait(20) == 0  # drained and exited cleanly
+        async with asyncio.timeout(30):
+            while not {ack.msg_id for ack in acks} <= received:
+                received.add((await bob.next_message()).msg_id)
+        assert bob.node_id == "access-2"
+    finally:
+        for client in made:
+            await client.close()
+        await cluster.stop()
+
+
 async def test_single_device_policy_across_nodes(tmp_path: Path) -> None:
     cluster = await _cluster(tmp_path, IMACCESS_MULTI_DEVICE_POLICY="single_device")
     connect, made = _connector(cluster)

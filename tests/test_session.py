@@ -511,19 +511,23 @@ def test_drain_when_active_sends_a_drain_notice_on_the_message_stream() -> None:
     authenticate(session)
     session.receive(MESSAGE, wire(Heartbeat()), T0)
     sent(session)
-    close = session.drain(1500, "node draining")
-    assert close == CloseRequested(Code.DRAINING, "node draining")
+    assert session.announce_drain(1500, "node draining") is None
     assert sent(session) == [
         (MESSAGE, Packet(0, Notice(NoticeKind.DRAIN, int(Code.DRAINING), "node draining", 1500)))
     ]
-    assert session.state is SessionState.CLOSED
+    # still open: the client finishes what it has in flight and leaves on its own
+    assert session.state is SessionState.ACTIVE
+    session.receive(MESSAGE, wire(Heartbeat(), seq=9), T0)
+    assert [p.seq for _, p in sent(session)] == [9]
+    close = session.kick(Code.DRAINING, "drain deadline reached")
+    assert close == CloseRequested(Code.DRAINING, "drain deadline reached")
     assert session.close_code is Code.DRAINING
 
 
 def test_drain_before_auth_kicks_on_the_control_stream() -> None:
     session = new_session()
     session.receive(CONTROL, wire(AUTH, seq=1), T0)
-    close = session.drain(1500, "node draining")
+    close = session.announce_drain(1500, "node draining")
     assert close == CloseRequested(Code.DRAINING, "node draining")
     assert sent(session) == [(CONTROL, Packet(0, Kick(int(Code.DRAINING), "node draining")))]
     assert session.state is SessionState.CLOSED
@@ -548,6 +552,6 @@ def test_outcomes_after_close_keep_the_first_close_code() -> None:
     sent(session)
     session.reject_auth(1, Code.AUTH_INVALID_TOKEN, "bad token")
     session.kick(Code.KICKED_BY_ADMIN, "admin")
-    session.drain(0, "draining")
+    session.announce_drain(0, "draining")
     assert sent(session) == []
     assert session.close_code is Code.AUTH_TIMEOUT

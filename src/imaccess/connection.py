@@ -216,8 +216,12 @@ class Connection:
     def kick(self, code: Code, reason: str) -> None:
         self.close(self.session.kick(code, reason))
 
-    def drain(self, reconnect_after_ms: int, reason: str) -> None:
-        self.close(self.session.drain(reconnect_after_ms, reason))
+    def announce_drain(self, reconnect_after_ms: int, reason: str) -> None:
+        request = self.session.announce_drain(reconnect_after_ms, reason)
+        if request is None:
+            self._pump()
+        else:
+            self.close(request)
 
     def close(self, request: CloseRequested) -> None:
         """Flush what the session queued (the frame that says why), then close."""

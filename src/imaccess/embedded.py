@@ -76,8 +76,8 @@ class Gateway:
         return True, "ready"
 
     async def stop(self) -> None:
+        await self.node.stop()  # /readyz answers 503 while it drains
         await self.admin.stop()
-        await self.node.stop()
         if self._server is not None:
             self._server.close()
             self._server = None

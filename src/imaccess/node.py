@@ -107,23 +107,36 @@ class AccessNode:
         self._spawn_background(self._keep_alive())
         self._accepting = True
 
-    async def stop(self, reconnect_spread: float = 5.0) -> None:
-        """Send every connection a Drain notice with a jittered reconnect delay (so clients
-        do not return all at once), close them with DRAINING, then stop."""
+    async def stop(self) -> None:
+        """Graceful drain, in the seed's order: stop accepting (readiness goes false),
+        deregister (Logic stops routing here; messages wait in inboxes), tell every client
+        to reconnect elsewhere after a jittered delay (so they do not all return at once),
+        let them leave and their in-flight requests finish, close whoever is left at the
+        deadline, then stop the background work."""
+        drain = self.settings.drain
         self._accepting = False
+        log.info("draining", extra={"node_id": self.node_id})
         live = [self._location(c) for c in self.hub if c.login]
-        for conn in self.hub:
-            delay_ms = int(random.uniform(0, reconnect_spread) * 1000)
-            conn.drain(delay_ms, "node shutting down; reconnect")
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
         try:
             await self._locations.node_gone(self.node_id, self.instance)
             for location in live:
                 await self._locations.unregister(location)
         except Exception:
             log.exception("could not deregister from the location store")
+        for conn in self.hub:
+            delay_ms = int(random.uniform(0, drain.reconnect_spread) * 1000)
+            conn.announce_drain(delay_ms, "node shutting down; reconnect elsewhere")
+        leaving = [asyncio.shield(c.gone) for c in self.hub]
+        if leaving:
+            await asyncio.wait(leaving, timeout=drain.deadline)
+        for conn in self.hub:
+            conn.kick(Code.DRAINING, "drain deadline reached")
+        in_flight = [task for conn in self.hub for task in conn.tasks]
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=drain.task_grace)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     def now(self) -> float:
         assert self._loop is not None

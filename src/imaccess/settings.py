@@ -24,6 +24,7 @@ import yaml
 __all__ = [
     "AdminSettings",
     "AuthSettings",
+    "DrainSettings",
     "HeartbeatSettings",
     "LimitsSettings",
     "LocationSettings",
@@ -120,6 +121,16 @@ class LogicSettings:
 
 
 @dataclass(slots=True)
+class DrainSettings:
+    deadline: float = 30.0
+    """Seconds a draining node waits for clients to leave before closing the rest."""
+    reconnect_spread: float = 5.0
+    """Clients are told to reconnect after a delay drawn uniformly from [0, spread] s."""
+    task_grace: float = 5.0
+    """Seconds in-flight requests of the last connections get after the deadline."""
+
+
+@dataclass(slots=True)
 class AdminSettings:
     listen: str = "127.0.0.1:9091"
     """host:port of the admin HTTP listener (/metrics, /healthz, /readyz); empty: off."""
@@ -177,6 +188,7 @@ class Settings:
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     logic: LogicSettings = field(default_factory=LogicSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    drain: DrainSettings = field(default_factory=DrainSettings)
     locations: LocationSettings = field(default_factory=LocationSettings)
     nats: NatsSettings = field(default_factory=NatsSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)

@@ -458,6 +458,11 @@ class Client:
         except (ClientError, TimeoutError, _LinkLost) as exc:
             log.debug("sync failed, retried on the next connect: %s", exc)
 
+    def _leave(self, link: _Link) -> None:
+        """Drop a draining node's link; the supervisor reconnects at once (elsewhere)."""
+        if not link.lost.done():
+            link.mark_lost(int(Code.DRAINING))
+
     def _remember_sent(self, msg_id: str) -> None:
         self._sent_ids[msg_id] = None
         if len(self._sent_ids) > _SENT_MEMORY:
@@ -511,8 +516,9 @@ class Client:
             ):
                 link.close_code, link.close_reason = code, message
             case Notice(kind, code, message, after_ms) if kind == NoticeKind.DRAIN:
+                # finish what is in flight for the given delay, then move to another node
                 link.close_code, link.close_reason = code or int(Code.DRAINING), message
-                link.reconnect_after = after_ms / 1000
+                asyncio.get_running_loop().call_later(after_ms / 1000, self._leave, link)
 
 
 def _tls_failure(link: _Link) -> int | None:

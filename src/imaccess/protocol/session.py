@@ -215,11 +215,14 @@ class ServerSession:
             self._send(self.control_stream, Packet(0, Kick(int(code), reason)))
         return self._close(code, reason)
 
-    def drain(self, reconnect_after_ms: int, reason: str) -> CloseRequested:
-        """The node is going away: a Drain notice (a Kick before auth), then close."""
+    def announce_drain(self, reconnect_after_ms: int, reason: str) -> CloseRequested | None:
+        """The node is going away. An authenticated client gets a Drain notice and may
+        finish what it has in flight, then reconnects elsewhere after the delay (the node
+        closes it with DRAINING at its deadline if it has not gone by then). A client that
+        has not authenticated is kicked at once."""
         if self.state is SessionState.ACTIVE:
             self.push(Notice(NoticeKind.DRAIN, int(Code.DRAINING), reason, reconnect_after_ms))
-            return self._close(Code.DRAINING, reason)
+            return None
         return self.kick(Code.DRAINING, reason)
 
     def data_to_send(self) -> list[tuple[int, bytes]]:
