@@ -11,7 +11,13 @@ from typing import Any
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    HandshakeCompleted,
+    QuicEvent,
+    StreamDataReceived,
+)
+from aioquic.tls import SessionTicket
 
 from imaccess.protocol import Body, FrameDecoder, Packet, decode_frame, encode_packet
 
@@ -37,6 +43,12 @@ class RawPeer:
         )
         self._decoders: dict[int, FrameDecoder] = {}
         self._seq = 0
+        self.tickets: list[SessionTicket] = []
+        # aioquic's wait_connected() misses a handshake that completed before it was called
+        self.handshake: asyncio.Future[HandshakeCompleted] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._old_transports: list[asyncio.DatagramTransport] = []
 
     @classmethod
     async def connect(
@@ -48,17 +60,21 @@ class RawPeer:
         local_port: int = 0,
         local_host: str = "127.0.0.1",
         wait: bool = True,
+        session_ticket: SessionTicket | None = None,
     ) -> RawPeer:
         configuration = QuicConfiguration(
             is_client=True, alpn_protocols=["im-access"], server_name="localhost"
         )
         configuration.load_verify_locations(ca_file)
-        quic = QuicConnection(configuration=configuration)
+        configuration.session_ticket = session_ticket
+        tickets: list[SessionTicket] = []
+        quic = QuicConnection(configuration=configuration, session_ticket_handler=tickets.append)
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.create_datagram_endpoint(
             lambda: _Protocol(quic), local_addr=(local_host, local_port)
         )
         peer = cls(protocol, transport)
+        peer.tickets = tickets
         protocol.peer = peer
         protocol.connect((host, port))
         if wait:
@@ -70,6 +86,8 @@ class RawPeer:
             decoder = self._decoders.setdefault(event.stream_id, FrameDecoder(1 << 24))
             for frame in decoder.feed(event.data):
                 self.packets.put_nowait((event.stream_id, decode_frame(frame)))
+        elif isinstance(event, HandshakeCompleted) and not self.handshake.done():
+            self.handshake.set_result(event)
         elif isinstance(event, ConnectionTerminated) and not self.terminated.done():
             self.terminated.set_result(event)
 
@@ -98,6 +116,18 @@ class RawPeer:
     async def closed(self, timeout: float = 5.0) -> ConnectionTerminated:
         return await asyncio.wait_for(asyncio.shield(self.terminated), timeout)
 
+    async def rebind(self) -> int:
+        """Move to a new local port, as a phone does when it changes networks; returns it.
+
+        The old socket stays open (late packets to it still reach this peer)."""
+        loop = asyncio.get_running_loop()
+        self._old_transports.append(self.transport)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self.protocol, local_addr=("127.0.0.1", 0)
+        )
+        self.transport = transport
+        return int(transport.get_extra_info("sockname")[1])
+
     def vanish(self) -> None:
         """Go silent like a device that lost power: read nothing, send nothing, ack nothing."""
         self.protocol.datagram_received = lambda data, addr: None  # type: ignore[method-assign]
@@ -106,3 +136,5 @@ class RawPeer:
     def close(self) -> None:
         self.protocol.close()
         self.transport.close()
+        for old in self._old_transports:
+            old.close()

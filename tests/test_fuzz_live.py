@@ -72,7 +72,8 @@ from imaccess.settings import Settings
 from .conftest import token_for
 from .rawquic import RawPeer
 
-MAX_FRAME = DEFAULT_MAX_FRAME_SIZE
+MAX_FRAME = DEFAULT_MAX_FRAME_SIZE  # limits.max_frame_size: the message stream
+MAX_CONTROL = 32 * 1024  # limits.max_control_frame_size: the control stream
 MAX_CONTENT = 16384
 ALICE, BOB = 1, 2
 CORPUS_USER = 77  # the user of valid tokens the corpus sends
@@ -174,6 +175,19 @@ OTHER_SECRET = "another-secret-long-enough-for-hs256-0123456789"
 
 
 # ------------------------------------------------------------------ the live node
+
+
+def for_fuzzing(settings: Settings) -> Settings:
+    """Defaults, except that every raw peer comes from 127.0.0.1 and hundreds of them are
+    refused a token: the per-address cap on failed authentications (tested on its own in
+    test_limits) would refuse the rest at accept. The per-user message rate stays: each
+    raw peer is its own user and sends fewer chats than the burst."""
+    settings.limits.auth_failures_per_minute = 1_000_000
+    settings.drain.deadline = 2.0  # nothing should be left to drain; do not hang if so
+    limits = settings.limits
+    assert (limits.max_frame_size, limits.max_control_frame_size) == (MAX_FRAME, MAX_CONTROL)
+    assert limits.max_content_bytes == MAX_CONTENT and limits.message_burst >= 30
+    return settings
 
 
 def _port(peer: RawPeer) -> int:
@@ -352,6 +366,7 @@ class Node:
         assert (self.alice.conn_id, self.bob.conn_id) == self._conn_ids, "a control reconnected"
         node = self.gateway.node
         assert len(node.hub) == 2 and node.hub.users() == 2, "leaked connections"
+        assert node._per_ip == {"127.0.0.1": 2}, "leaked per-address connection counts"
         assert self.gateway._server is not None
         assert self.gateway._server.peer_count == 2, "the QUIC layer kept a connection"
         # Unregistering a location is a background task the node starts on close.
@@ -446,9 +461,9 @@ def ack_code(message: ChatMessage) -> int:
     return int(Code.OK) if valid else int(Code.INVALID_MESSAGE)
 
 
-def predict(data: bytes, *, stream: int, authed: bool) -> Prediction:
+def predict(data: bytes, *, stream: int, authed: bool, limit: int) -> Prediction:
     """Apply PROTOCOL.md to ``data`` arriving on ``stream`` (the control stream of a fresh
-    connection, or either stream of an authenticated one).
+    connection, or either stream of an authenticated one), whose frame limit is ``limit``.
 
     Frames are cut out by the header rules; bodies are classified with the codec (the
     live test is about what the node does with them). Timing the spec leaves open makes
@@ -466,8 +481,8 @@ def predict(data: bytes, *, stream: int, authed: bool) -> Prediction:
     offset = 0
     while len(data) - offset >= 4:
         (length,) = struct.unpack_from(">I", data, offset)
-        if length > MAX_FRAME or length < 2:
-            violation = Code.FRAME_TOO_LARGE if length > MAX_FRAME else Code.MALFORMED_FRAME
+        if length > limit or length < 2:
+            violation = Code.FRAME_TOO_LARGE if length > limit else Code.MALFORMED_FRAME
             header_error = True
             break
         end = offset + 4 + length
@@ -573,7 +588,8 @@ class BytesCase:
             stream, other = (message, control) if self.on_message_stream else (control, message)
         else:
             stream, other = peer.new_stream(), None
-        prediction = predict(b"".join(self.chunks), stream=stream, authed=self.authed)
+        limit = MAX_FRAME if self.on_message_stream else MAX_CONTROL
+        prediction = predict(b"".join(self.chunks), stream=stream, authed=self.authed, limit=limit)
         for chunk in self.chunks:
             peer.write(stream, chunk)
         await expect(peer, prediction, stream=stream)
@@ -702,8 +718,9 @@ garbage_tokens = st.one_of(
         lambda sub: jwt.encode({"sub": sub, "exp": 2**31}, OTHER_SECRET, algorithm="HS256"),
         st.sampled_from(["1", "42", "10000"]),
     ),
-    # ~60 KB inside one frame; with multi-byte characters sometimes over the limit (4005)
-    st.builds(str.__mul__, st.characters(), st.integers(50_000, 66_000)),
+    # 20 to 66 KB in one frame: over the control stream's limit (4005) from 32 KB on, and
+    # with multi-byte characters sometimes over the message stream's too
+    st.builds(str.__mul__, st.characters(), st.integers(20_000, 66_000)),
 )
 client_bodies = st.one_of(
     st.just(Heartbeat()),
@@ -761,7 +778,7 @@ payloads = st.one_of(
     st.builds(_mismatched, valid_frames, st.integers(1, 0xFFFF)),  # header type != Packet's
     st.builds(  # a length over the limit, maybe followed by anything
         lambda length, rest: struct.pack(">I", length) + rest,
-        st.integers(MAX_FRAME + 1, 2**32 - 1),
+        st.integers(MAX_CONTROL + 1, 2**32 - 1),  # between the limits: fine on the message stream
         st.binary(max_size=40),
     ),
     st.lists(valid_frames, min_size=1, max_size=30).map(b"".join),  # many frames, one write
@@ -832,6 +849,7 @@ async def run_batch(node: Node, batch: list[FuzzCase]) -> None:
 def test_fuzzed_peers_leave_the_node_serving(settings: Settings) -> None:
     """Synchronous on purpose: Hypothesis calls the inner test once per example, and
     each example runs on this test's own loop, where the gateway lives throughout."""
+    for_fuzzing(settings)
     errors: LoopErrors = []
     with asyncio.Runner() as runner:
         runner.get_loop().set_exception_handler(lambda _loop, context: errors.append(context))
@@ -840,7 +858,6 @@ def test_fuzzed_peers_leave_the_node_serving(settings: Settings) -> None:
         node = Node(gateway, errors)
         try:
             runner.run(node.start())
-            assert settings.limits.max_frame_size == MAX_FRAME
 
             @hypothesis.settings(
                 max_examples=80,
@@ -877,7 +894,14 @@ async def loop_errors() -> AsyncIterator[LoopErrors]:
 
 
 @pytest.fixture
-async def node(gateway: EmbeddedGateway, loop_errors: LoopErrors) -> AsyncIterator[Node]:
+def fuzz_settings(settings: Settings) -> Settings:
+    return for_fuzzing(settings)
+
+
+@pytest.fixture
+async def node(
+    fuzz_settings: Settings, gateway: EmbeddedGateway, loop_errors: LoopErrors
+) -> AsyncIterator[Node]:
     live = Node(gateway, loop_errors)
     await live.start()
     yield live
@@ -961,23 +985,33 @@ CORPUS = [
     pytest.param(Entry("fresh", "control", const(b"\0\0\0\0"), Closes(4004)), id="length-0"),
     pytest.param(Entry("fresh", "control", const(b"\0\0\0\1\0"), Closes(4004)), id="length-1"),
     pytest.param(
-        Entry("fresh", "control", const(struct.pack(">I", MAX_FRAME + 1)), Closes(4005)),
-        id="length-max+1-header-only",
+        Entry("fresh", "control", const(struct.pack(">I", MAX_CONTROL + 1)), Closes(4005)),
+        id="control-length-32769-header-only",
     ),
     pytest.param(Entry("fresh", "control", const(b"\xff" * 4), Closes(4005)), id="length-u32-max"),
     pytest.param(
-        Entry(
-            "authed", "message", const(struct.pack(">I", MAX_FRAME + 1) + bytes(9)), Closes(4005)
-        ),
-        id="length-max+1-on-message-stream",
+        Entry("authed", "message", const(struct.pack(">I", MAX_FRAME + 1)), Closes(4005)),
+        id="message-length-65537-header-only",
     ),
     pytest.param(
-        Entry("fresh", "control", const(heartbeat_of_length(MAX_FRAME)), one(Heartbeat)),
-        id="frame-at-max-size-is-read",
+        Entry("fresh", "control", const(heartbeat_of_length(MAX_CONTROL)), one(Heartbeat)),
+        id="control-frame-at-32768-is-read",
     ),
     pytest.param(
-        Entry("fresh", "control", const(heartbeat_of_length(MAX_FRAME + 1)), Closes(4005)),
-        id="frame-one-over-max-size",
+        Entry("fresh", "control", const(heartbeat_of_length(MAX_CONTROL + 1)), Closes(4005)),
+        id="control-frame-at-32769",
+    ),
+    pytest.param(
+        Entry("authed", "control", const(heartbeat_of_length(MAX_FRAME)), Closes(4005)),
+        id="control-frame-at-65536-after-auth",
+    ),
+    pytest.param(
+        Entry("authed", "message", const(heartbeat_of_length(MAX_FRAME)), one(Heartbeat)),
+        id="message-frame-at-65536-is-read",
+    ),
+    pytest.param(
+        Entry("authed", "message", const(heartbeat_of_length(MAX_FRAME + 1)), Closes(4005)),
+        id="message-frame-at-65537",
     ),
     # Framing: the body
     pytest.param(
@@ -1129,12 +1163,21 @@ CORPUS = [
         Entry("fresh", "control", auth_with(lambda _s: ""), Closes(2001)), id="auth-empty-token"
     ),
     pytest.param(
-        Entry("fresh", "control", auth_with(lambda _s: "x" * 60_000), Closes(2001)),
-        id="auth-60kb-token",
+        Entry("fresh", "control", auth_with(lambda _s: "x" * 30_000), Closes(2001)),
+        id="auth-30kb-token",
     ),
     pytest.param(
-        Entry("fresh", "control", auth_with(lambda _s: "x" * 70_000), Closes(4005)),
-        id="auth-token-over-frame-limit",
+        Entry("fresh", "control", auth_with(lambda _s: "x" * 60_000), Closes(4005)),
+        id="auth-60kb-token-over-control-limit",
+    ),
+    pytest.param(
+        Entry(
+            "authed",
+            "message",
+            auth_with(lambda _s: "x" * 60_000),
+            one(Error, int(Code.ALREADY_AUTHENTICATED)),
+        ),
+        id="auth-60kb-token-on-message-stream-after-auth",
     ),
     pytest.param(
         Entry(

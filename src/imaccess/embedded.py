@@ -59,8 +59,10 @@ class Gateway:
             port,
             make_server_configuration(quic, self.cert_file, self.key_file),
             self.node,
+            retry=quic.retry,
             max_streams=(quic.max_streams_bidi, quic.max_streams_uni),
         )
+        self.quic_server = self._server
         self.address = self._server.sockname
         log.info("listening on %s:%d", *self.address, extra={"node_id": self.node.node_id})
         if self.settings.admin.listen:

@@ -66,6 +66,9 @@ class QuicSettings:
     private_key: str = ""
     state_dir: str = ".imaccess"
     """Where the development certificate is kept."""
+    retry: bool = False
+    """Validate client addresses with a QUIC Retry before any handshake work (RFC 9000
+    §8.1): spoofed source addresses cost the node one stateless packet. Costs a round trip."""
 
 
 @dataclass(slots=True)

@@ -103,7 +103,10 @@ class QuicPeer:
 
     @property
     def remote_address(self) -> tuple[str, int]:
-        return (str(self._addr[0]), int(self._addr[1]))
+        """The client's current address: it changes when the client migrates."""
+        paths = self._quic._network_paths
+        addr = paths[0].addr if paths else self._addr
+        return (str(addr[0]), int(addr[1]))
 
     def send(self, stream_id: int, data: bytes) -> None:
         self._quic.send_stream_data(stream_id, data)

@@ -1,0 +1,131 @@
+"""QUIC features the gateway relies on: 0-RTT rules, address validation with Retry, and
+connection migration (a client whose address changes keeps its session)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+
+from imaccess.embedded import EmbeddedGateway
+from imaccess.protocol import AuthRequest, AuthResponse, ChatMessage, Code, Heartbeat, MessageAck
+from imaccess.settings import Settings
+
+from .conftest import ClientFactory, token_for
+from .rawquic import RawPeer
+
+
+async def _ticket(gateway: EmbeddedGateway) -> object:
+    first = await RawPeer.connect(*gateway.address, gateway.cert_file)
+    first.send(first.new_stream(), Heartbeat())
+    await first.next()  # the ticket arrives with the handshake's last flight
+    assert first.tickets, "the node issues session tickets"
+    first.close()
+    return first.tickets[-1]
+
+
+async def test_zero_rtt_refuses_auth_but_serves_heartbeats(
+    settings: Settings, gateway: EmbeddedGateway
+) -> None:
+    ticket = await _ticket(gateway)
+    peer = await RawPeer.connect(
+        *gateway.address,
+        gateway.cert_file,
+        session_ticket=ticket,
+        wait=False,  # type: ignore[arg-type]
+    )
+    control = peer.new_stream()
+    hb = peer.send(control, Heartbeat())  # both go out as 0-RTT data
+    early_auth = peer.send(control, AuthRequest(token_for(settings, 1), "early", "test"))
+    _, echo = await peer.next()
+    assert echo.seq == hb and isinstance(echo.body, Heartbeat)
+    _, refused = await peer.next()
+    assert refused.seq == early_auth and isinstance(refused.body, AuthResponse)
+    assert refused.body.code == Code.EARLY_DATA_REFUSED
+    done = await asyncio.wait_for(asyncio.shield(peer.handshake), 5)
+    assert done.session_resumed and done.early_data_accepted
+    peer.send(control, AuthRequest(token_for(settings, 1), "early", "test"))
+    ok = await peer.next_of(AuthResponse)
+    assert isinstance(ok.body, AuthResponse) and ok.body.code == Code.OK
+    peer.close()
+
+
+async def test_a_message_resent_after_resumption_is_delivered_once(
+    settings: Settings, gateway: EmbeddedGateway, client: ClientFactory
+) -> None:
+    bob = await client(2)
+    ticket = await _ticket(gateway)
+    for attempt in range(2):  # the same message on two resumed connections
+        peer = await RawPeer.connect(
+            *gateway.address,
+            gateway.cert_file,
+            session_ticket=ticket,  # type: ignore[arg-type]
+        )
+        control = peer.new_stream()
+        peer.send(control, AuthRequest(token_for(settings, 1), f"phone-{attempt}", "test"))
+        await peer.next_of(AuthResponse)
+        peer.send(control, ChatMessage("replayed-1", to_user=2, content="once"))
+        ack = await peer.next_of(MessageAck)
+        assert isinstance(ack.body, MessageAck) and ack.body.duplicate == (attempt == 1)
+        ticket = peer.tickets[-1] if peer.tickets else ticket
+        peer.close()
+    assert (await bob.next_message(5)).msg_id == "replayed-1"
+    marker = await (await client(3)).send(2, "marker")
+    assert (await bob.next_message(5)).msg_id == marker.msg_id  # no second copy before it
+
+
+async def test_retry_validates_addresses_before_handshake_work(settings: Settings) -> None:
+    settings.quic.retry = True
+    async with EmbeddedGateway(settings) as gw:
+        # a spoofed Initial: the node answers with a stateless Retry and keeps nothing
+        configuration = QuicConfiguration(is_client=True, alpn_protocols=["im-access"])
+        initial = QuicConnection(configuration=configuration)
+        now = asyncio.get_running_loop().time()
+        initial.connect(gw.address, now=now)
+        (datagram, _), *_ = initial.datagrams_to_send(now=now)
+        spoofed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        spoofed.bind(("127.0.0.1", 0))
+        spoofed.sendto(datagram, gw.address)
+        spoofed.settimeout(5)
+        reply = await asyncio.to_thread(spoofed.recv, 2048)
+        spoofed.close()
+        assert reply[0] & 0xF0 == 0xF0  # long header, type Retry (RFC 9000 §17.2.5)
+        assert gw.quic_server.peer_count == 0 and len(gw.node.hub) == 0
+        # a real client follows the Retry and gets in
+        real = await RawPeer.connect(*gw.address, gw.cert_file)
+        control = real.new_stream()
+        real.send(control, AuthRequest(token_for(settings, 1), "d", "test"))
+        ok = await real.next_of(AuthResponse)
+        assert isinstance(ok.body, AuthResponse) and ok.body.code == Code.OK
+        real.close()
+
+
+async def test_migration_to_a_new_port_keeps_the_session(
+    settings: Settings, gateway: EmbeddedGateway, client: ClientFactory
+) -> None:
+    bob = await client(2)
+    peer = await RawPeer.connect(*gateway.address, gateway.cert_file)
+    control = peer.new_stream()
+    peer.send(control, AuthRequest(token_for(settings, 1), "phone", "test"))
+    auth = await peer.next_of(AuthResponse)
+    assert isinstance(auth.body, AuthResponse)
+    (server_conn,) = gateway.node.hub.of_user(1)
+    first_port = server_conn.transport.remote_address[1]
+    peer.send(control, ChatMessage("before-move", to_user=2, content="on wifi"))
+    await peer.next_of(MessageAck)
+    new_port = await peer.rebind()  # wifi -> 4G: same connection, new address
+    peer.send(control, ChatMessage("after-move", to_user=2, content="on 4g"))
+    ack = await peer.next_of(MessageAck)
+    assert isinstance(ack.body, MessageAck) and ack.body.code == Code.OK
+    got = [await bob.next_message(5) for _ in range(2)]
+    assert [m.msg_id for m in got] == ["before-move", "after-move"]
+    ack2 = await bob.send(1, "reaches the new address")
+    push = await peer.next_of(ChatMessage)
+    assert isinstance(push.body, ChatMessage) and push.body.msg_id == ack2.msg_id
+    assert gateway.node.hub.of_user(1) == [server_conn]  # no re-authentication, same conn
+    assert server_conn.transport.remote_address[1] == new_port != first_port
+    locations = await gateway.locations.locations(1)
+    assert [loc.conn_id for loc in locations] == [auth.body.conn_id]
+    peer.close()
