@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from imaccess.embedded import EmbeddedGateway
+from imaccess.embedded import EmbeddedGateway, Gateway
 from imaccess.protocol import Code
+from imaccess.settings import Settings
 
 from .conftest import ClientFactory, token_for
 
 
-async def _get(gateway: EmbeddedGateway, path: str) -> tuple[int, str]:
+async def _get(gateway: Gateway, path: str) -> tuple[int, str]:
     host, port = gateway.admin.address
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
@@ -61,3 +63,53 @@ async def test_health_and_readiness(gateway: EmbeddedGateway) -> None:
     assert (await _get(gateway, "/nope"))[0] == 404
     await gateway.node.stop()
     assert (await _get(gateway, "/readyz"))[0] == 503
+
+
+async def test_outbound_queue_bytes_are_reported(
+    gateway: EmbeddedGateway, client: ClientFactory
+) -> None:
+    await client(1)
+    _, metrics = await _get(gateway, "/metrics")
+    assert 'access_outbound_queue_bytes{node="access-1"}' in metrics
+    expected = sum(c.writer.queued_bytes for c in gateway.node.hub)
+    assert _value(metrics, "access_outbound_queue_bytes") == expected
+
+
+async def test_not_ready_while_redis_is_unreachable(settings: Settings, tmp_path: Path) -> None:
+    import redis.asyncio as aioredis
+
+    from imaccess.bus import MemoryBus
+    from imaccess.localcluster import find_binary, free_port
+    from imaccess.redis_store import RedisLocationStore
+
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        find_binary("redis-server"),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    client = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                await client.ping()
+                break
+            except Exception:
+                await asyncio.sleep(0.05)  # the server process is starting
+    bus = MemoryBus()
+    bus.attach_logic(object())  # type: ignore[arg-type]  # healthy: Logic is attached
+    async with Gateway(settings, bus, RedisLocationStore(client)) as gateway:
+        assert (await _get(gateway, "/readyz"))[0] == 200
+        server.kill()
+        await server.wait()
+        status, body = await _get(gateway, "/readyz")
+        assert status == 503 and "Redis" in body

@@ -341,3 +341,13 @@ async def test_cluster_command_runs_everything(tmp_path: Path) -> None:
             await c.close()
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_readiness_follows_nats_and_redis(cluster: LocalCluster) -> None:
+    """/readyz of an access node answers 200 while NATS and Redis are reachable."""
+    port = cluster.admin_ports[0]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+    response = await reader.read()
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 200"), response

@@ -525,3 +525,16 @@ async def test_scripts_reload_after_script_flush(request: pytest.FixtureRequest,
             assert (await inbox.since(user_id, 0, 10)).max_seq == 2
     finally:
         await store.close()
+
+
+async def test_ping_tells_whether_redis_answers(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    from imaccess.redis_store import RedisLocationStore
+
+    store = RedisLocationStore(aioredis.from_url(redis_url))
+    assert await store.ping()
+    await store.close()
+    dead = RedisLocationStore(aioredis.from_url("redis://127.0.0.1:1/0"))
+    assert not await dead.ping()
+    await dead.close()

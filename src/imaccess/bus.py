@@ -143,6 +143,9 @@ class Bus(Protocol):
 
     async def publish_user_event(self, event: UserEvent) -> None: ...
 
+    def healthy(self) -> bool:
+        """Connected now (readiness: a node that cannot reach Logic should get no clients)."""
+
     async def close(self) -> None: ...
 
 
@@ -211,6 +214,9 @@ class MemoryBus:
     async def publish_user_event(self, event: UserEvent) -> None:
         for sink in list(self._nodes.values()):
             sink.user_event(event)
+
+    def healthy(self) -> bool:
+        return self._logic is not None
 
     async def close(self) -> None:
         self._nodes.clear()

@@ -75,6 +75,10 @@ class Gateway:
     async def _readiness(self) -> tuple[bool, str]:
         if not self.node.accepting:
             return False, "not accepting connections (starting or draining)"
+        if not self.bus.healthy():
+            return False, "bus (NATS) unreachable"
+        if not await self.locations.ping():
+            return False, "location store (Redis) unreachable"
         return True, "ready"
 
     async def stop(self) -> None:

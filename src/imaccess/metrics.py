@@ -8,6 +8,8 @@ connections open now (the seed's name, kept although it reads like a counter).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["NodeMetrics"]
@@ -61,6 +63,16 @@ class NodeMetrics:
             registry=r,
         )
         self._node = node_id
+
+    def watch_outbound(self, queued_bytes: Callable[[], float]) -> None:
+        """Report the bytes queued towards clients, summed when scraped (not per write)."""
+        gauge = Gauge(
+            "access_outbound_queue_bytes",
+            "Bytes queued towards clients, not yet acknowledged by them",
+            ["node"],
+            registry=self.registry,
+        )
+        gauge.labels(node=self._node).set_function(queued_bytes)
 
     def connection_opened(self, transport: str) -> None:
         self.connections.labels(node=self._node, transport=transport).inc()

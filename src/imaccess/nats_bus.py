@@ -494,6 +494,9 @@ class NatsAccessBus:
             return
         await flush_quietly(nc, self._settings.request_timeout, "user event")
 
+    def healthy(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
     async def close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
         self._watched.clear()

@@ -91,6 +91,7 @@ class AccessNode:
         self._message_buckets: dict[int, TokenBucket] = {}
         self._auth_failures: dict[str, TokenBucket] = {}
         self.metrics = NodeMetrics(self.node_id)
+        self.metrics.watch_outbound(lambda: sum(c.writer.queued_bytes for c in self.hub))
 
     @property
     def accepting(self) -> bool:

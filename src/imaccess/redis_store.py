@@ -18,6 +18,7 @@ on purpose: during a Cluster failover redis-py also raises ``RuntimeError`` and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -322,6 +323,14 @@ class RedisLocationStore(_Guarded):
         self._nodes.pop(node_id, None)
         with self._guard("node_gone"):
             await self._node_gone(keys=[node_key(node_id)], args=[instance])
+
+    async def ping(self) -> bool:
+        """Reachable now: a PING answered within a second (readiness)."""
+        try:
+            async with asyncio.timeout(1.0):
+                return bool(await self._client.ping())
+        except Exception:
+            return False
 
     async def close(self) -> None:
         self._nodes.clear()

@@ -61,6 +61,9 @@ class LocationStore(Protocol):
 
     async def node_gone(self, node_id: str, instance: str) -> None: ...
 
+    async def ping(self) -> bool:
+        """Reachable now (readiness)."""
+
     async def close(self) -> None: ...
 
 
@@ -119,6 +122,9 @@ class MemoryLocationStore:
         current = self._nodes.get(node_id)
         if current is not None and current[0] == instance:
             del self._nodes[node_id]
+
+    async def ping(self) -> bool:
+        return True
 
     async def close(self) -> None:
         self._entries.clear()
