@@ -221,3 +221,65 @@ async def test_untrusted_certificate_stops_the_client_instead_of_retrying(
         await c.connect()
     assert 0x100 <= stopped.value.code <= 0x1FF
     await c.close()
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hs512(claims: dict[str, int], secret: str) -> str:
+    import warnings
+
+    import jwt
+
+    with warnings.catch_warnings():  # the forger does not care that its key is short
+        warnings.simplefilter("ignore")
+        return jwt.encode(claims, secret, "HS512")
+
+
+def _forged_tokens(settings: Settings) -> dict[str, str]:
+    import json
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    now = int(time.time())
+    claims = {"sub": "1", "iat": now, "exp": now + 600}
+    none_header = _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "alg none": f"{none_header}.{_b64(json.dumps(claims).encode())}.",
+        "wrong key": jwt.encode(claims, "another-secret-of-enough-length-0123456789", "HS256"),
+        "wrong algorithm": jwt.encode(claims, pem, "ES256"),
+        "HS512 with the right secret": _hs512(claims, settings.auth.secret),
+        "expired": jwt.encode({**claims, "exp": now - 3600}, settings.auth.secret, "HS256"),
+        "no sub": jwt.encode({"exp": now + 600}, settings.auth.secret, "HS256"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "alg none",
+        "wrong key",
+        "wrong algorithm",
+        "HS512 with the right secret",
+        "expired",
+        "no sub",
+    ],
+)
+async def test_forged_tokens_are_refused(case: str, raw: RawFactory, settings: Settings) -> None:
+    token = _forged_tokens(settings)[case]
+    peer = await raw()
+    peer.send(peer.new_stream(), AuthRequest(token, "d", "test"))
+    _, reply = await peer.next()
+    assert isinstance(reply.body, AuthResponse)
+    expected = Code.AUTH_TOKEN_EXPIRED if case == "expired" else Code.AUTH_INVALID_TOKEN
+    assert reply.body.code == expected
+    assert (await peer.closed()).error_code == expected
