@@ -64,6 +64,19 @@ class Upstream:
         """msg_ids are chosen by clients, so they are unique per sender only."""
         return f"{self.from_user}:{self.msg_id}"
 
+    def as_chat_message(self) -> ChatMessage:
+        """The message as stored and delivered: timestamped with when the node accepted it."""
+        return ChatMessage(
+            msg_id=self.msg_id,
+            from_user=self.from_user,
+            to_user=self.to_user,
+            content=self.content,
+            content_type=self.content_type,
+            timestamp=self.received_at_ms,
+            delivery=self.delivery,
+            group_id=self.group_id,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class UpstreamAck:

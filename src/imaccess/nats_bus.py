@@ -146,16 +146,7 @@ def msg_id_header(dedupe_key: str) -> str:
 
 def encode_upstream(message: Upstream) -> tuple[bytes, dict[str, str]]:
     """Body (a ChatMessage table, timestamp = received_at_ms) and headers of a publish."""
-    chat = ChatMessage(
-        msg_id=message.msg_id,
-        from_user=message.from_user,
-        to_user=message.to_user,
-        content=message.content,
-        content_type=message.content_type,
-        timestamp=message.received_at_ms,
-        delivery=message.delivery,
-        group_id=message.group_id,
-    )
+    chat = message.as_chat_message()
     headers = {
         HEADER_MSG_ID: msg_id_header(message.dedupe_key),
         HEADER_NODE: message.node_id,

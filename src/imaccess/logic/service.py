@@ -43,16 +43,7 @@ class LogicService:
         self._clock_ms = clock_ms
 
     async def process(self, message: Upstream) -> None:
-        chat = ChatMessage(
-            msg_id=message.msg_id,
-            from_user=message.from_user,
-            to_user=message.to_user,
-            content=message.content,
-            content_type=message.content_type,
-            timestamp=message.received_at_ms,
-            delivery=message.delivery,
-            group_id=message.group_id,
-        )
+        chat = message.as_chat_message()
         key = message.dedupe_key
         stored, _ = await self._inbox.append(message.to_user, chat, key)
         copies = [(message.to_user, stored)]
