@@ -40,6 +40,7 @@ def settings(cert_dir: Path) -> Settings:
     s.quic.state_dir = str(cert_dir)
     s.auth.secret = TEST_SECRET
     s.admin.listen = "127.0.0.1:0"
+    s.http.listen = "127.0.0.1:0"
     return s
 
 

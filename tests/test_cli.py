@@ -30,6 +30,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
         IMACCESS_QUIC_STATE_DIR=str(tmp_path / "state"),
         IMACCESS_LISTEN=f"127.0.0.1:{_free_udp_port()}",
         IMACCESS_ADMIN_LISTEN="127.0.0.1:0",
+        IMACCESS_HTTP_LISTEN="127.0.0.1:0",
         PYTHONUNBUFFERED="1",
     )
     return env

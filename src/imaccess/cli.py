@@ -111,6 +111,12 @@ async def _dev(settings: Settings) -> int:
     host, port = gateway.address
     print(f"imaccess dev: node {settings.node_id} on quic://{host}:{port} (ALPN im-access)")
     print(f"  certificate: {gateway.cert_file}")
+    print(f"  browsers: WebTransport {gateway.webtransport_url} (ALPN h3, same UDP port)")
+    if gateway.http_address is not None:
+        http_host, http_port = gateway.http_address
+        print(
+            f"            WebSocket {gateway.websocket_url}, page http://{http_host}:{http_port}/"
+        )
     print("  try: imaccess chat --user 1 --peer 2   and, in another terminal,")
     print("       imaccess chat --user 2 --peer 1")
     sys.stdout.flush()
@@ -126,7 +132,12 @@ async def _access(settings: Settings) -> int:
     gateway = await cluster_gateway(settings)
     await gateway.start()
     host, port = gateway.address
-    print(f"imaccess access: node {settings.node_id} ready on quic://{host}:{port}", flush=True)
+    websocket = f", {gateway.websocket_url}" if gateway.websocket_url else ""
+    print(
+        f"imaccess access: node {settings.node_id} ready on quic://{host}:{port}"
+        f" (WebTransport {gateway.webtransport_url}{websocket})",
+        flush=True,
+    )
     await stop.wait()
     await gateway.stop()
     return 0

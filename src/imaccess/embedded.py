@@ -1,23 +1,29 @@
-"""Assembling a runnable gateway: an access node listening on QUIC over a given bus and
-location store. :class:`EmbeddedGateway` is the one-process default (in-memory bus and
+"""Assembling a runnable gateway: an access node listening on QUIC (raw ``im-access`` and,
+on the same port, WebTransport over HTTP/3) and on HTTP (the WebSocket fallback) over a
+given bus and location store. :class:`EmbeddedGateway` is the one-process default (in-memory bus and
 store plus the reference Logic); :func:`cluster_gateway` uses NATS and Redis.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from .admin import AdminServer
-from .auth import TokenVerifier
+from .auth import TokenVerifier, issue_token
 from .bus import Bus, MemoryBus
 from .logic import LogicService, MemoryInbox
 from .node import AccessNode
 from .settings import Settings, split_host_port
 from .storage import LocationStore, MemoryLocationStore
-from .transport.certs import ensure_dev_certificate
+from .transport.certs import certificate_sha256, ensure_dev_certificate
+from .transport.http import DevEndpoints
 from .transport.quic import QuicServer, make_server_configuration, serve_quic
+from .transport.websocket import WEBSOCKET_PATH, WebSocketServer, serve_http
+from .transport.webtransport import WEBTRANSPORT_PATH
 
 __all__ = ["EmbeddedGateway", "Gateway", "cluster_gateway", "resolve_certificate"]
 
@@ -36,7 +42,11 @@ def resolve_certificate(settings: Settings) -> tuple[str, str]:
 
 
 class Gateway:
-    """An access node on ``settings.listen`` over the given bus and location store."""
+    """An access node on ``settings.listen`` (QUIC) and ``settings.http.listen`` (WebSocket)
+    over the given bus and location store."""
+
+    dev_endpoints = False
+    """Serve ``/dev-config.json`` and ``/dev-token`` on the HTTP listener (development only)."""
 
     def __init__(self, settings: Settings, bus: Bus, locations: LocationStore) -> None:
         self.settings = settings
@@ -48,6 +58,8 @@ class Gateway:
         self.cert_file, self.key_file = resolve_certificate(settings)
         self._server: QuicServer | None = None
         self.address: tuple[str, int] = settings.listen_address
+        self.http: WebSocketServer | None = None
+        self.http_address: tuple[str, int] | None = None
         self.admin = AdminServer(self.node.metrics.exposition, self._readiness)
 
     async def start(self) -> None:
@@ -65,12 +77,49 @@ class Gateway:
         self.quic_server = self._server
         self.address = self._server.sockname
         log.info("listening on %s:%d", *self.address, extra={"node_id": self.node.node_id})
+        if self.settings.http.listen:
+            http_host, http_port = split_host_port(self.settings.http.listen)
+            dev = DevEndpoints(self.dev_config, self._dev_token) if self.dev_endpoints else None
+            try:
+                self.http = await serve_http(
+                    http_host, http_port, self.node, self.settings.limits.max_frame_size, dev
+                )
+            except OSError as exc:
+                log.error("HTTP listener on %s failed: %s", self.settings.http.listen, exc)
+            else:
+                self.http_address = self.http.sockname
+                log.info("HTTP (WebSocket %s) on %s:%d", WEBSOCKET_PATH, *self.http_address)
         if self.settings.admin.listen:
             admin_host, admin_port = split_host_port(self.settings.admin.listen)
             try:
                 await self.admin.start(admin_host, admin_port)
             except OSError as exc:
                 log.error("admin listener on %s failed: %s", self.settings.admin.listen, exc)
+
+    @property
+    def webtransport_url(self) -> str:
+        host, port = self.address
+        return f"https://{host}:{port}{WEBTRANSPORT_PATH}"
+
+    @property
+    def websocket_url(self) -> str | None:
+        if self.http_address is None:
+            return None
+        host, port = self.http_address
+        return f"ws://{host}:{port}{WEBSOCKET_PATH}"
+
+    def dev_config(self) -> dict[str, Any]:
+        """What a browser page needs to connect in development (``/dev-config.json``)."""
+        digest = certificate_sha256(Path(self.cert_file).read_bytes())
+        return {
+            "webtransport_url": self.webtransport_url,
+            "websocket_url": self.websocket_url,
+            "cert_sha256": base64.b64encode(digest).decode(),
+            "node_id": self.node.node_id,
+        }
+
+    def _dev_token(self, user_id: int) -> str:
+        return issue_token(self.settings.auth, user_id)
 
     async def _readiness(self) -> tuple[bool, str]:
         if not self.node.accepting:
@@ -84,6 +133,9 @@ class Gateway:
     async def stop(self) -> None:
         await self.node.stop()  # /readyz answers 503 while it drains
         await self.admin.stop()
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -105,6 +157,8 @@ class Gateway:
 
 class EmbeddedGateway(Gateway):
     """Access node + memory bus + memory store + Logic, in one process."""
+
+    dev_endpoints = True
 
     def __init__(self, settings: Settings) -> None:
         memory_bus = MemoryBus(dedupe_window=settings.logic.dedupe_window)

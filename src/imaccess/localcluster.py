@@ -105,6 +105,7 @@ class LocalCluster:
             for i in range(access_nodes)
         ]
         self.admin_ports = [free_port() for _ in range(access_nodes)]
+        self.http_ports = [free_port() for _ in range(access_nodes)]
         self._extra_env = extra_env or {}
         self.servers: list[ClusterProcess] = []
         self.access: list[ClusterProcess] = []
@@ -182,6 +183,7 @@ class LocalCluster:
             "IMACCESS_NODE_ID": f"access-{index + 1}",
             "IMACCESS_LISTEN": f"127.0.0.1:{self.quic_ports[index]}",
             "IMACCESS_ADMIN_LISTEN": f"127.0.0.1:{self.admin_ports[index]}",
+            "IMACCESS_HTTP_LISTEN": f"127.0.0.1:{self.http_ports[index]}",
         }
         node = ClusterProcess(f"access-{index + 1}", self.imaccess("access"), env)
         await node.start(self.workdir / "logs")

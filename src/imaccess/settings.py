@@ -26,6 +26,7 @@ __all__ = [
     "AuthSettings",
     "DrainSettings",
     "HeartbeatSettings",
+    "HttpSettings",
     "LimitsSettings",
     "LocationSettings",
     "LogicSettings",
@@ -140,6 +141,13 @@ class AdminSettings:
 
 
 @dataclass(slots=True)
+class HttpSettings:
+    listen: str = "127.0.0.1:8080"
+    """host:port of the HTTP listener for browsers (WebSocket at /ws, the demo page);
+    empty: off."""
+
+
+@dataclass(slots=True)
 class LocationSettings:
     ttl: float = 180.0
     """Seconds a location entry lives without a refresh (nodes refresh every ttl / 3)."""
@@ -191,6 +199,7 @@ class Settings:
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     logic: LogicSettings = field(default_factory=LogicSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     drain: DrainSettings = field(default_factory=DrainSettings)
     locations: LocationSettings = field(default_factory=LocationSettings)
     nats: NatsSettings = field(default_factory=NatsSettings)

@@ -9,6 +9,9 @@ Stream contract (PROTOCOL.md): client bidirectional streams carry frames and are
 to the connection's session; client unidirectional streams are refused for now with
 STOP_SENDING. Data received before the handshake completes is 0-RTT early data and is
 flagged as such, so the session can refuse an AuthRequest in it.
+
+The same port serves browsers: a connection that negotiates ALPN ``h3`` is handed to
+:mod:`imaccess.transport.webtransport` (HTTP/3 + WebTransport) instead.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from aioquic.quic.events import (
     ConnectionIdRetired,
     ConnectionTerminated,
     HandshakeCompleted,
+    ProtocolNegotiated,
     QuicEvent,
     StreamDataReceived,
 )
@@ -42,6 +46,7 @@ from aioquic.tls import SessionTicket
 from ..connection import Connection, Transport
 from ..protocol.codes import Code
 from ..settings import QuicSettings
+from .webtransport import WEBTRANSPORT_ALPN, WebTransportHandler
 
 __all__ = ["ALPN", "ConnectionAcceptor", "QuicServer", "make_server_configuration", "serve_quic"]
 
@@ -60,7 +65,7 @@ def make_server_configuration(
 ) -> QuicConfiguration:
     configuration = QuicConfiguration(
         is_client=False,
-        alpn_protocols=[ALPN],
+        alpn_protocols=[ALPN, WEBTRANSPORT_ALPN],
         idle_timeout=settings.idle_timeout,
         max_datagram_frame_size=settings.max_datagram_frame_size,
     )
@@ -98,6 +103,26 @@ class QuicPeer:
         self.cids: set[bytes] = set()
         self.connection: Connection | None = None
         self._refused = False
+        self._h3: WebTransportHandler | None = None
+        """Set when the connection negotiated ``h3``: it then owns the stream events."""
+
+    @property
+    def quic(self) -> QuicConnection:
+        return self._quic
+
+    @property
+    def handshake_done(self) -> bool:
+        return bool(self._quic._handshake_complete)
+
+    def now(self) -> float:
+        return self._server.loop.time()
+
+    def open(self, transport: Transport) -> Connection | None:
+        """Hand a connection (this peer, or a session on it) to the node, once."""
+        if self.connection is None and not self._refused:
+            self.connection = self._server.acceptor.open_connection(transport)
+            self._refused = self.connection is None
+        return self.connection
 
     # ------------------------------------------------------------ Transport
 
@@ -159,15 +184,19 @@ class QuicPeer:
             event = self._quic.next_event()
 
     def _handle_event(self, event: QuicEvent) -> None:
-        if isinstance(event, StreamDataReceived):
-            self._on_stream_data(event)
-        elif isinstance(event, ConnectionIdIssued):
+        if isinstance(event, ConnectionIdIssued):
             self._server.add_cid(event.connection_id, self)
         elif isinstance(event, ConnectionIdRetired):
             self._server.remove_cid(event.connection_id)
+        elif isinstance(event, ProtocolNegotiated) and event.alpn_protocol == WEBTRANSPORT_ALPN:
+            self._h3 = WebTransportHandler(self)
+        if self._h3 is not None:
+            self._h3.handle_event(event)
+        elif isinstance(event, StreamDataReceived):
+            self._on_stream_data(event)
         elif isinstance(event, HandshakeCompleted):
             self._ensure_connection()
-        elif isinstance(event, ConnectionTerminated):
+        if isinstance(event, ConnectionTerminated):
             self._server.forget(self)
             if self._timer is not None:
                 self._timer.cancel()
@@ -186,10 +215,7 @@ class QuicPeer:
             connection.receive(stream_id, event.data, self._server.loop.time(), early_data=early)
 
     def _ensure_connection(self) -> Connection | None:
-        if self.connection is None and not self._refused:
-            self.connection = self._server.acceptor.open_connection(self)
-            self._refused = self.connection is None
-        return self.connection
+        return self.open(self)
 
 
 class QuicServer(asyncio.DatagramProtocol):
