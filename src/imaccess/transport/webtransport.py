@@ -17,6 +17,7 @@ connection with the code: browsers have been seen not to report session close co
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,9 @@ WEBTRANSPORT_ALPN = "h3"
 """ALPN of HTTP/3; offered next to ``im-access`` on the same UDP port."""
 WEBTRANSPORT_PATH = "/im"
 """The path of the extended CONNECT that opens an imaccess WebTransport session."""
+
+CLOSE_LINGER = 1.0
+"""Longest wait for a closing connection's last frame to be acknowledged."""
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,19 @@ class WebTransportSession:
         return self._peer.buffered_bytes()
 
     def close(self, code: int, reason: str) -> None:
-        self._peer.close(code, reason)
+        """Close once the in-band frame that says why has been acknowledged (or after
+        :data:`CLOSE_LINGER` seconds): a browser drops unread stream data when the
+        connection closes under it, and it does not report QUIC close codes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_LINGER
+
+        def close_when_delivered() -> None:
+            if self._peer.buffered_bytes() == 0 or loop.time() >= deadline:
+                self._peer.close(code, reason)
+            else:
+                loop.call_later(0.02, close_when_delivered)
+
+        close_when_delivered()
 
 
 class WebTransportHandler:

@@ -1,0 +1,285 @@
+"""The browser SDK and demo page (``web/``, built into ``src/imaccess/web/``) in a real
+headless Chromium against an embedded gateway: WebTransport, the WebSocket fallback,
+interop with the Python SDK, and a reloaded page syncing what it missed.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium (or ``$CHROMIUM``) and ``npm ci`` in
+``web/``; the tests fail, not skip, without them. Screenshots of the demo go to
+``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imaccess.embedded import EmbeddedGateway
+from imaccess.protocol.codes import Code
+
+from .conftest import ClientFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "web"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _requirements() -> None:
+    assert Path(CHROMIUM).is_file(), f"chromium not found at {CHROMIUM} (apt-get install chromium)"
+    assert shutil.which("node"), "node not found"
+    assert (WEB / "node_modules" / "playwright-core").is_dir(), "run `npm ci` in web/"
+
+
+class Browser:
+    """``web/tests/browser.mjs``: one JSON command per line in, one JSON reply per line out."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self._next = 0
+
+    async def call(self, op: str, timeout: float = 30.0, **args: Any) -> Any:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._next += 1
+        ident = self._next
+        self.proc.stdin.write((json.dumps({"id": ident, "op": op, **args}) + "\n").encode())
+        await self.proc.stdin.drain()
+        while True:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+            assert line, f"browser driver exited ({op})"
+            reply = json.loads(line)
+            if reply.get("id") == ident:
+                break
+        if not reply["ok"]:
+            pages = [args["page"]] if "page" in args else []
+            logs = {p: await self._logs(p) for p in pages}
+            raise AssertionError(f"{op} {args}: {reply['error']}\n{json.dumps(logs, indent=1)}")
+        return reply["result"]
+
+    async def _logs(self, page: str) -> Any:
+        try:
+            return {
+                "console": await self.call("console", page=page),
+                "sdk": await self.call("eval", page=page, expr="window.demo ? demo.logs : null"),
+            }
+        except AssertionError as exc:
+            return str(exc)
+
+    async def open(self, page: str, url: str) -> None:
+        await self.call("open", page=page, url=url)
+
+    async def eval(self, page: str, expr: str) -> Any:
+        return await self.call("eval", page=page, expr=expr)
+
+    async def wait(self, page: str, expr: str, timeout: float = 15.0) -> Any:
+        return await self.call("wait", timeout + 10, page=page, expr=expr, ms=int(timeout * 1000))
+
+    async def connected(self, page: str) -> str:
+        transport: str = await self.wait(
+            page, "window.demo && demo.state === 'connected' && demo.client.transport"
+        )
+        return transport
+
+    async def received(self, page: str, count: int) -> list[str]:
+        contents: list[str] = await self.wait(
+            page, f"demo.received.length >= {count} && demo.received.map(m => m.content)"
+        )
+        return contents
+
+    async def type_and_send(self, page: str, text: str) -> None:
+        await self.eval(
+            page,
+            f"(() => {{ document.getElementById('text').value = {json.dumps(text)};"
+            " document.getElementById('send').click(); })()",
+        )
+
+    async def screenshot(self, page: str, name: str) -> None:
+        await self.call("screenshot", page=page, path=str(SCREENSHOTS / name))
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    _requirements()
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        str(WEB / "tests" / "browser.mjs"),
+        cwd=WEB,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "CHROMIUM": CHROMIUM},
+    )
+    b = Browser(proc)
+    try:
+        yield b
+    finally:
+        with contextlib.suppress(AssertionError, TimeoutError, OSError, ValueError):
+            await b.call("quit", timeout=10)
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def page_url(gateway: EmbeddedGateway, **query: object) -> str:
+    assert gateway.http_address is not None, "the gateway's HTTP listener did not start"
+    host, port = gateway.http_address
+    q = "&".join(f"{k}={v}" for k, v in query.items())
+    return f"http://{host}:{port}/?{q}"
+
+
+ACKED = "[...document.querySelectorAll('.msg.out.acked .status')].map(e => e.textContent)"
+
+
+async def test_webtransport_page_and_websocket_page_chat(
+    gateway: EmbeddedGateway, browser: Browser
+) -> None:
+    await browser.open("a", page_url(gateway, user=101, peer=102))
+    await browser.open("b", page_url(gateway, user=102, peer=101, transport="websocket"))
+    assert await browser.connected("a") == "webtransport"
+    assert await browser.connected("b") == "websocket"
+    # each page shows its transport
+    assert await browser.eval("a", "document.getElementById('transport').textContent") == (
+        "webtransport"
+    )
+    assert await browser.eval("b", "document.getElementById('transport').textContent") == (
+        "websocket"
+    )
+
+    await browser.type_and_send("a", "hello from WebTransport")
+    assert await browser.received("b", 1) == ["hello from WebTransport"]
+    await browser.type_and_send("b", "hello from WebSocket")
+    assert await browser.received("a", 1) == ["hello from WebSocket"]
+    for _ in range(3):
+        await browser.type_and_send("a", f"a{_}")
+        await browser.type_and_send("b", f"b{_}")
+    assert await browser.received("b", 4) == ["hello from WebTransport", "a0", "a1", "a2"]
+    assert await browser.received("a", 4) == ["hello from WebSocket", "b0", "b1", "b2"]
+    # a ✓ on every sent message once its MessageAck came
+    assert await browser.wait("a", f"{ACKED}.length === 4 && {ACKED}") == ["✓"] * 4
+    assert await browser.wait("b", f"{ACKED}.length === 4 && {ACKED}") == ["✓"] * 4
+    # the cursor followed the inbox: 4 received + 4 own copies each
+    assert await browser.eval("a", "demo.client.lastSeq") == 8
+    assert await browser.eval("b", "demo.client.lastSeq") == 8
+    await browser.screenshot("a", "demo-webtransport.png")
+    await browser.screenshot("b", "demo-websocket.png")
+
+
+@pytest.mark.parametrize("transport", ["auto", "websocket"])
+async def test_page_chats_with_python_client(
+    gateway: EmbeddedGateway, browser: Browser, client: ClientFactory, transport: str
+) -> None:
+    py = await client(202)
+    await browser.open("p", page_url(gateway, user=201, peer=202, transport=transport))
+    expected = "webtransport" if transport == "auto" else "websocket"
+    assert await browser.connected("p") == expected
+
+    ack = await py.send(201, "hi browser, from Python")
+    assert ack.code == 0
+    assert await browser.received("p", 1) == ["hi browser, from Python"]
+    got = await browser.eval("p", "demo.received[0]")
+    assert got["fromUser"] == 202 and got["toUser"] == 201 and got["seq"] == 1
+
+    await browser.type_and_send("p", "hi Python, from the browser")
+    message = await py.next_message(timeout=10)
+    assert (message.from_user, message.content) == (201, "hi Python, from the browser")
+    assert await browser.wait("p", f"{ACKED}.length === 1 && {ACKED}") == ["✓"]
+    if transport == "auto":
+        await browser.screenshot("p", "demo-python-peer.png")
+
+
+@pytest.mark.parametrize("transport", ["auto", "websocket"])
+async def test_reloaded_page_syncs_what_it_missed(
+    gateway: EmbeddedGateway, browser: Browser, client: ClientFactory, transport: str
+) -> None:
+    py = await client(302)
+    url = page_url(gateway, user=301, peer=302, transport=transport)
+    await browser.open("r", url)
+    await browser.connected("r")
+    await py.send(301, "m1")
+    assert await browser.received("r", 1) == ["m1"]
+    assert await browser.eval("r", "demo.client.lastSeq") == 1
+
+    # leave the page: its connection goes; what is sent meanwhile must come on return
+    await browser.call("goto", page="r", url="about:blank")
+    await py.send(301, "m2")
+    await py.send(301, "m3")
+    await browser.call("goto", page="r", url=url)
+    await browser.connected("r")
+    # only what it missed: the persisted cursor (localStorage, per user+device) was used
+    assert await browser.received("r", 2) == ["m2", "m3"]
+    await py.send(301, "m4")  # a marker: nothing else (no m1 again) may come before it
+    assert await browser.received("r", 3) == ["m2", "m3", "m4"]
+    assert await browser.eval("r", "demo.client.lastSeq") == 4
+    stored = await browser.eval(
+        "r", "localStorage.getItem(`imaccess:last_seq:301:${demo.client.deviceId}`)"
+    )
+    assert stored == "4"
+    if transport == "auto":
+        await browser.screenshot("r", "demo-after-reload.png")
+
+
+async def test_sdk_unit_tests() -> None:
+    """The SDK's own framing/codec tests (``npm run test:unit``)."""
+    _requirements()
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        "--test",
+        "tests/unit.test.mjs",
+        cwd=WEB,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode()
+
+
+@pytest.mark.parametrize("transport", ["auto", "websocket"])
+async def test_page_reconnects_after_transient_kick(
+    gateway: EmbeddedGateway, browser: Browser, client: ClientFactory, transport: str
+) -> None:
+    py = await client(402)
+    await browser.open("k", page_url(gateway, user=401, peer=402, transport=transport))
+    first = await browser.connected("k")
+    conn_id = await browser.eval("k", "demo.client.auth.connId")
+
+    # 3xxx: back off, reconnect, Sync
+    for connection in gateway.node.hub.of_user(401):
+        connection.kick(Code.HEARTBEAT_TIMEOUT, "test kick")
+    reconnected = f"demo.client.auth.connId !== '{conn_id}' && demo.state === 'connected'"
+    await browser.wait("k", reconnected)
+    assert await browser.eval("k", "demo.client.transport") == first
+    await py.send(401, "after reconnect")
+    assert await browser.received("k", 1) == ["after reconnect"]
+    logs = await browser.eval("k", "demo.logs.join('\\n')")
+    if transport == "websocket":
+        assert "disconnected: 3002" in logs, logs
+    else:
+        # WebTransport: the Kick frame is read in-band when it arrives in time; Chromium
+        # drops unread stream data when the server closes the QUIC connection at once
+        assert "disconnected: 3002" in logs or "disconnected: 0" in logs, logs
+
+
+@pytest.mark.parametrize("transport", ["auto", "websocket"])
+async def test_page_stops_on_4xxx(
+    gateway: EmbeddedGateway, browser: Browser, transport: str
+) -> None:
+    await browser.open("k", page_url(gateway, user=401, peer=402, transport=transport))
+    await browser.connected("k")
+    connections = gateway.node.hub.of_user(401)
+    for connection in connections:
+        connection.kick(Code.KICKED_NEW_LOGIN, "test kick for good")
+    # the in-band Kick arrives before the close, so the page stops instead of reconnecting
+    await browser.wait("k", "demo.state === 'stopped'")
+    for connection in connections:
+        await asyncio.wait_for(connection.gone, 5)
+    assert "4001" in await browser.eval("k", "demo.stopped")
+    assert gateway.node.hub.of_user(401) == []
