@@ -186,9 +186,13 @@ def _time_claim(claims: dict[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    try:
+        number = float(value)  # an int beyond float range raises OverflowError here
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(number):
         raise AuthError(Code.AUTH_INVALID_TOKEN, f"{name} must be a finite number")
-    return float(value)
+    return number
 
 
 def _describe(exc: Exception, token: str) -> str:

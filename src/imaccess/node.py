@@ -443,8 +443,12 @@ class AccessNode:
             await asyncio.sleep(resolution)
             now = self.now()
             for conn in self._wheel.pop_due(now):
-                conn.check_timers(now)
-                self._schedule(conn)
+                try:
+                    conn.check_timers(now)
+                    self._schedule(conn)
+                except Exception:  # one connection's failure must not stop every timeout
+                    log.exception("timer of connection failed", extra={"conn_id": conn.conn_id})
+                    conn.transport.close(int(Code.INTERNAL_ERROR), "internal error")
 
     async def _keep_alive(self) -> None:
         while True:

@@ -134,7 +134,12 @@ class QuicPeer:
         return (str(addr[0]), int(addr[1]))
 
     def send(self, stream_id: int, data: bytes) -> None:
-        self._quic.send_stream_data(stream_id, data)
+        try:
+            self._quic.send_stream_data(stream_id, data)
+        except (AssertionError, RuntimeError, ValueError) as exc:
+            # the peer stopped or reset the stream (STOP_SENDING / RESET_STREAM): what was
+            # for it is undeliverable, which is the peer's choice, not the node's problem
+            log.debug("dropped %d bytes for stream %d: %s", len(data), stream_id, exc)
 
     def transmit(self) -> None:
         server = self._server
