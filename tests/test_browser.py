@@ -10,6 +10,7 @@ Needs Debian's ``chromium`` at /usr/bin/chromium (or ``$CHROMIUM``) and ``npm ci
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -20,10 +21,12 @@ from typing import Any
 
 import pytest
 
+from imaccess.client import Client
 from imaccess.embedded import EmbeddedGateway
 from imaccess.protocol.codes import Code
+from imaccess.settings import Settings
 
-from .conftest import ClientFactory
+from .conftest import ClientFactory, token_for
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
@@ -283,3 +286,30 @@ async def test_page_stops_on_4xxx(
         await asyncio.wait_for(connection.gone, 5)
     assert "4001" in await browser.eval("k", "demo.stopped")
     assert gateway.node.hub.of_user(401) == []
+
+
+class _WrongHashGateway(EmbeddedGateway):
+    """Offers the page a certificate hash that is not the server's: WebTransport fails."""
+
+    def dev_config(self) -> dict[str, Any]:
+        config = super().dev_config()
+        config["cert_sha256"] = base64.b64encode(bytes(32)).decode()
+        return config
+
+
+async def test_page_falls_back_to_websocket_when_webtransport_fails(
+    settings: Settings, browser: Browser
+) -> None:
+    async with _WrongHashGateway(settings) as gateway:
+        await browser.open("f", page_url(gateway, user=501, peer=502))
+        assert await browser.connected("f") == "websocket"  # not forced: WebTransport failed
+        host, port = gateway.address
+        async with Client(
+            host,
+            port,
+            token=token_for(settings, 502),
+            ca_file=gateway.cert_file,
+            server_name="localhost",
+        ) as peer:
+            await browser.type_and_send("f", "after the fallback")
+            assert (await peer.next_message(10)).content == "after the fallback"

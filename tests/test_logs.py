@@ -40,4 +40,5 @@ async def test_logs_name_the_connection_and_never_the_token(
     authenticated = [r for r in records if r["msg"] == "authenticated"]
     assert authenticated and authenticated[0]["user_id"] == 5
     assert authenticated[0]["node_id"] == "access-1" and authenticated[0]["conn_id"] > 0
+    assert authenticated[0]["transport"] == "quic"
     assert any(r["msg"] == "auth refused" and r["code"] == 2001 for r in records)

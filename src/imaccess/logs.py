@@ -13,7 +13,7 @@ import time
 
 __all__ = ["configure_logging"]
 
-_FIELDS = ("node_id", "conn_id", "user_id", "code", "address")
+_FIELDS = ("node_id", "conn_id", "user_id", "transport", "code", "address")
 
 
 class _TextFormatter(logging.Formatter):

@@ -282,7 +282,12 @@ class AccessNode:
         self._schedule(conn)
         log.info(
             "authenticated",
-            extra={"conn_id": conn.conn_id, "user_id": login.user_id, "node_id": self.node_id},
+            extra={
+                "conn_id": conn.conn_id,
+                "user_id": login.user_id,
+                "node_id": self.node_id,
+                "transport": conn.transport.kind,
+            },
         )
 
     async def _chat(self, conn: Connection, event: ChatReceived) -> None:
