@@ -11,6 +11,8 @@ Each class names its :class:`~imaccess.protocol.codes.Code`; the connection turn
 
 from __future__ import annotations
 
+from typing import Any
+
 from .codes import Code
 
 __all__ = ["FrameTooLarge", "MalformedFrame", "ProtocolError", "StreamViolation"]
@@ -21,6 +23,8 @@ class ProtocolError(Exception):
 
     def __init__(self, message: str, code: Code | None = None) -> None:
         super().__init__(message)
+        self.frames_before: list[Any] = []
+        """Frames a decoder completed before the violation (see FrameDecoder.feed)."""
         if code is not None:
             self.code = code
 

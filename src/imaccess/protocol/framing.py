@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from .errors import FrameTooLarge, MalformedFrame
+from .errors import FrameTooLarge, MalformedFrame, ProtocolError
 
 __all__ = ["DEFAULT_MAX_FRAME_SIZE", "HEADER_SIZE", "Frame", "FrameDecoder", "encode_frame"]
 
@@ -59,9 +59,10 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[Frame]:
         """Add bytes; return every frame they complete, in order.
 
-        Raises FrameTooLarge or MalformedFrame on a bad header; the frames completed
-        before the bad header in the same call are lost with it, which is fine because
-        the connection is closed on either error.
+        Raises FrameTooLarge or MalformedFrame on a bad header. The frames completed
+        before the bad header in the same call ride on the exception as
+        ``frames_before``, so the outcome does not depend on how the bytes were split
+        into reads: those frames are handled, then the violation closes the connection.
         """
         buffer = self._buffer
         buffer += data
@@ -70,12 +71,16 @@ class FrameDecoder:
         available = len(buffer)
         while available - offset >= 4:
             (length,) = _LENGTH.unpack_from(buffer, offset)
+            error: ProtocolError | None = None
             if length > self._max_frame_size:
-                raise FrameTooLarge(
+                error = FrameTooLarge(
                     f"frame length {length} exceeds the maximum of {self._max_frame_size}"
                 )
-            if length < 2:
-                raise MalformedFrame(f"frame length {length} is below the minimum of 2")
+            elif length < 2:
+                error = MalformedFrame(f"frame length {length} is below the minimum of 2")
+            if error is not None:
+                error.frames_before = frames
+                raise error
             end = offset + 4 + length
             if end > available:
                 break

@@ -144,7 +144,12 @@ class ServerSession:
         events: list[Event] = []
         try:
             decoder = self._decoders.get(stream_id) or self._open_stream(stream_id)
-            for frame in decoder.feed(data):
+            violation: ProtocolError | None = None
+            try:
+                frames = decoder.feed(data)
+            except ProtocolError as exc:  # handle what came before the bad header first
+                frames, violation = exc.frames_before, exc
+            for frame in frames:
                 self._last_active = now
                 try:
                     packet = decode_frame(frame)
@@ -158,6 +163,8 @@ class ServerSession:
                     events.append(event)
                 if self.close_code is not None:
                     break
+            if violation is not None and self.close_code is None:
+                raise violation
         except ProtocolError as exc:
             events.append(self._violation(stream_id, exc))
         return events

@@ -46,11 +46,14 @@ from aioquic.tls import SessionTicket
 from ..connection import Connection, Transport
 from ..protocol.codes import Code
 from ..settings import QuicSettings
+from .streams import send_or_drop
 from .webtransport import WEBTRANSPORT_ALPN, WebTransportHandler
 
 __all__ = ["ALPN", "ConnectionAcceptor", "QuicServer", "make_server_configuration", "serve_quic"]
 
 ALPN = "im-access"
+CLOSE_LINGER = 1.0
+"""Longest wait for a closing connection's last frame to be acknowledged."""
 log = logging.getLogger(__name__)
 
 
@@ -103,6 +106,7 @@ class QuicPeer:
         self.cids: set[bytes] = set()
         self.connection: Connection | None = None
         self._refused = False
+        self._closing = False
         self._h3: WebTransportHandler | None = None
         """Set when the connection negotiated ``h3``: it then owns the stream events."""
 
@@ -134,12 +138,7 @@ class QuicPeer:
         return (str(addr[0]), int(addr[1]))
 
     def send(self, stream_id: int, data: bytes) -> None:
-        try:
-            self._quic.send_stream_data(stream_id, data)
-        except (AssertionError, RuntimeError, ValueError) as exc:
-            # the peer stopped or reset the stream (STOP_SENDING / RESET_STREAM): what was
-            # for it is undeliverable, which is the peer's choice, not the node's problem
-            log.debug("dropped %d bytes for stream %d: %s", len(data), stream_id, exc)
+        send_or_drop(self._quic, stream_id, data)
 
     def transmit(self) -> None:
         server = self._server
@@ -161,12 +160,27 @@ class QuicPeer:
         total = 0
         for stream in self._quic._streams.values():
             sender = stream.sender
-            total += sender._buffer_stop - sender._buffer_start
+            if sender._reset_error_code is None:  # a reset stream delivers nothing more
+                total += sender._buffer_stop - sender._buffer_start
         return total
 
     def close(self, code: int, reason: str) -> None:
-        self._quic.close(error_code=code, reason_phrase=reason)
-        self.transmit()
+        """Close once what was written (the in-band frame that says why) has been
+        acknowledged, or after :data:`CLOSE_LINGER` seconds: aioquic sends no stream data
+        after ``close()``, so closing at once would lose that frame to one dropped packet
+        (and a browser drops unread data under a closing connection)."""
+        loop = self._server.loop
+        deadline = loop.time() + CLOSE_LINGER
+        self._closing = True
+
+        def close_when_delivered() -> None:
+            if self.buffered_bytes() == 0 or loop.time() >= deadline:
+                self._quic.close(error_code=code, reason_phrase=reason)
+                self.transmit()
+            else:
+                loop.call_later(0.02, close_when_delivered)
+
+        close_when_delivered()
 
     # ------------------------------------------------------------ QUIC events
 
@@ -210,6 +224,8 @@ class QuicPeer:
                 self.connection.connection_lost()
 
     def _on_stream_data(self, event: StreamDataReceived) -> None:
+        if self._closing:  # the connection is closing: what the peer sends is moot
+            return
         stream_id = event.stream_id
         if stream_id & 0x2:  # unidirectional: no use for them yet
             self._quic.stop_stream(stream_id, int(Code.PROTOCOL_ERROR))

@@ -17,7 +17,6 @@ connection with the code: browsers have been seen not to report session close co
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ from aioquic.h3.events import DataReceived, H3Event, HeadersReceived, WebTranspo
 from aioquic.quic.events import QuicEvent
 
 from ..protocol.codes import Code
+from .streams import send_or_drop
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -37,9 +37,6 @@ WEBTRANSPORT_ALPN = "h3"
 """ALPN of HTTP/3; offered next to ``im-access`` on the same UDP port."""
 WEBTRANSPORT_PATH = "/im"
 """The path of the extended CONNECT that opens an imaccess WebTransport session."""
-
-CLOSE_LINGER = 1.0
-"""Longest wait for a closing connection's last frame to be acknowledged."""
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +55,7 @@ class WebTransportSession:
         return self._peer.remote_address
 
     def send(self, stream_id: int, data: bytes) -> None:
-        self._peer.quic.send_stream_data(stream_id, data)
+        send_or_drop(self._peer.quic, stream_id, data)
 
     def transmit(self) -> None:
         self._peer.transmit()
@@ -67,19 +64,9 @@ class WebTransportSession:
         return self._peer.buffered_bytes()
 
     def close(self, code: int, reason: str) -> None:
-        """Close once the in-band frame that says why has been acknowledged (or after
-        :data:`CLOSE_LINGER` seconds): a browser drops unread stream data when the
-        connection closes under it, and it does not report QUIC close codes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + CLOSE_LINGER
-
-        def close_when_delivered() -> None:
-            if self._peer.buffered_bytes() == 0 or loop.time() >= deadline:
-                self._peer.close(code, reason)
-            else:
-                loop.call_later(0.02, close_when_delivered)
-
-        close_when_delivered()
+        """The peer closes once the in-band frame has been acknowledged: browsers do not
+        report QUIC close codes, so that frame is how they learn why."""
+        self._peer.close(code, reason)
 
 
 class WebTransportHandler:
