@@ -3,8 +3,8 @@ headless Chromium against an embedded gateway: WebTransport, the WebSocket fallb
 interop with the Python SDK, and a reloaded page syncing what it missed.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium (or ``$CHROMIUM``) and ``npm ci`` in
-``web/``; the tests fail, not skip, without them. Screenshots of the demo go to
-``docs/screenshots/``.
+``web/``; the tests fail, not skip, without them. With ``IMACCESS_SCREENSHOTS=1`` they
+also refresh the README's screenshots in ``docs/screenshots/``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,13 @@ from .conftest import ClientFactory, token_for
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# the README's screenshots are refreshed on request (IMACCESS_SCREENSHOTS=1), so that a
+# test run does not rewrite tracked images; otherwise they go to a scratch directory
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("IMACCESS_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "imaccess-screenshots"
+)
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 pytestmark = pytest.mark.timeout(180)
