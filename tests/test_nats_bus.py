@@ -20,15 +20,13 @@ from imaccess.bus import BusUnavailable, KickEvent, Push, SyncResult, Upstream, 
 from imaccess.client.core import backoff_delay
 from imaccess.logic import LogicService, MemoryInbox
 from imaccess.logic.worker import LogicWorker, sync_reply
-from imaccess.nats_bus import (
-    NatsAccessBus,
-    NatsLogicBus,
+from imaccess.nats_bus import NatsAccessBus, NatsLogicBus, request_broadcast
+from imaccess.nats_envelope import (
     decode_pushes,
     decode_upstream,
     encode_pushes,
     encode_upstream,
     msg_id_header,
-    request_broadcast,
 )
 from imaccess.protocol import ChatMessage, Code, Delivery, MsgType, decode_table
 from imaccess.settings import MultiDevicePolicy, NatsSettings
