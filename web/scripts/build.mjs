@@ -11,4 +11,14 @@ const common = {
   logLevel: 'info', charset: 'utf8',
 };
 await esbuild.build({ ...common, entryPoints: [path.join(root, 'src', 'index.ts')], outfile: path.join(outdir, 'imaccess.js') });
-await esbuild.build({ ...common, entryPoints: [path.join(root, 'src', 'demo.ts')], outfile: path.join(outdir, 'demo.js') });
+// the demo loads the SDK bundle beside it instead of carrying a second copy of it
+const sdkBeside = {
+  name: 'sdk-beside',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/index\.js$/ }, () => ({ path: './imaccess.js', external: true }));
+  },
+};
+await esbuild.build({
+  ...common, entryPoints: [path.join(root, 'src', 'demo.ts')], outfile: path.join(outdir, 'demo.js'),
+  plugins: [sdkBeside],
+});

@@ -1,7 +1,7 @@
 // Demo page logic (bundled to src/imaccess/web/demo.js, loaded by index.html).
 // Log in as a user id (token from /dev-token), chat with a peer id, see acks and the transport.
 // Query: ?transport=websocket forces the fallback; ?user=N&peer=M logs in at once.
-import { type ChatMessage, ImaccessClient, type TransportKind } from './client.js';
+import { type ChatMessage, ImaccessClient, type TransportKind } from './index.js';
 
 interface DemoState {
   client: ImaccessClient | null;
