@@ -68,6 +68,7 @@ class OutboundWriter:
         "_pending_bytes",
         "_scheduled",
         "_transport",
+        "_transport_bytes",
     )
 
     def __init__(
@@ -84,6 +85,7 @@ class OutboundWriter:
         self._pending: list[tuple[int, bytes]] = []
         self._pending_bytes = 0
         self._scheduled = False
+        self._transport_bytes = 0
 
     @property
     def queued_bytes(self) -> int:
@@ -92,9 +94,13 @@ class OutboundWriter:
     def write(self, frames: list[tuple[int, bytes]]) -> None:
         if not frames:
             return
+        if not self._scheduled:
+            # the transport's backlog is read once per loop turn, not once per frame: it
+            # walks the connection's streams, and it only shrinks between turns anyway
+            self._transport_bytes = self._transport.buffered_bytes()
         self._pending.extend(frames)
         self._pending_bytes += sum(len(data) for _, data in frames)
-        if self.queued_bytes > self._max_bytes:
+        if self._pending_bytes + self._transport_bytes > self._max_bytes:
             self._on_overflow()
             self.discard()  # whatever the callback did, nothing queued here goes out
             return

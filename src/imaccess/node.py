@@ -443,7 +443,7 @@ class AccessNode:
             self._wheel.schedule(conn, deadline)
 
     async def _sweep_timers(self) -> None:
-        resolution = self._wheel._resolution
+        resolution = self._wheel.resolution
         while True:
             await asyncio.sleep(resolution)
             now = self.now()

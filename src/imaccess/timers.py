@@ -58,6 +58,10 @@ class TimerWheel(Generic[K]):
                 due.append(key)
         return due
 
+    @property
+    def resolution(self) -> float:
+        return self._resolution
+
     def next_due(self) -> float | None:
         if not self._buckets:
             return None

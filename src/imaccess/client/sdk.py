@@ -105,17 +105,14 @@ class _Link:
         self.last_received = time.monotonic()
 
     def write(self, data: bytes, stream_id: int | None = None) -> None:
+        """On ``stream_id``; by default the message stream, or the control stream before it."""
         if self.lost.done():
             raise _LinkLost()
-        stream = (
-            self.message_stream if stream_id is None and self.message_stream is not None else None
-        )
-        target = (
-            stream
-            if stream is not None
-            else (stream_id if stream_id is not None else self.control_stream)
-        )
-        self.protocol._quic.send_stream_data(target, data)
+        if stream_id is None:
+            stream_id = (
+                self.message_stream if self.message_stream is not None else self.control_stream
+            )
+        self.protocol._quic.send_stream_data(stream_id, data)
         self.protocol.transmit()
 
     def mark_lost(self, code: int) -> None:

@@ -12,7 +12,6 @@ The payload vector is read as a ``memoryview`` slice: the generated per-element
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import flatbuffers
@@ -176,18 +175,17 @@ def encode_table(body: Body) -> bytes:
 
 def decode_table(msg_type: int, payload: bytes | memoryview) -> Body:
     """Inverse of :func:`encode_table`; raises MalformedFrame on bytes that do not decode."""
-    decoder = _DECODERS.get(msg_type)
-    if decoder is None:
+    if msg_type not in _KNOWN_TYPES:
         raise UnknownMsgType(msg_type, 0)
     view = memoryview(payload)
     if not view and msg_type in _EMPTY_OK:
         return Heartbeat() if msg_type == MsgType.HEARTBEAT else SyncRequest()
     try:
-        return decoder(view)
+        return _decode_table(msg_type, view)
     except ProtocolError:
         raise
     except Exception as exc:
-        raise MalformedFrame(f"{MsgType(msg_type).name} table does not decode: {exc}") from None
+        raise MalformedFrame(f"{MsgType(msg_type).name} payload does not decode: {exc}") from None
 
 
 def encode_body(seq: int, msg_type: int, payload: bytes, timestamp: int = 0) -> bytes:
@@ -253,45 +251,54 @@ def _sync_response(t: Any, buf: memoryview) -> SyncResponse:
     )
 
 
-_DECODERS: dict[int, Callable[[memoryview], Body]] = {
-    MsgType.HEARTBEAT: lambda buf: Heartbeat(),
-    MsgType.AUTH: lambda buf: (
-        lambda t: AuthRequest(_text(t.Token()), _text(t.DeviceId()), _text(t.Platform()))
-    )(_root(fb.AuthRequest, buf)),
-    MsgType.AUTH_ACK: lambda buf: (
-        lambda t: AuthResponse(
-            code=t.Code(),
-            user_id=t.UserId(),
-            message=_text(t.Message()),
-            conn_id=t.ConnId(),
-            node_id=_text(t.NodeId()),
-            heartbeat_interval_ms=t.HeartbeatIntervalMs(),
-            heartbeat_timeout_ms=t.HeartbeatTimeoutMs(),
-        )
-    )(_root(fb.AuthResponse, buf)),
-    MsgType.MESSAGE: lambda buf: _chat(_root(fb.ChatMessage, buf)),
-    MsgType.MESSAGE_ACK: lambda buf: (
-        lambda t: MessageAck(
-            msg_id=_text(t.MsgId()),
-            code=t.Code(),
-            server_seq=t.ServerSeq(),
-            timestamp=t.Timestamp(),
-            duplicate=bool(t.Duplicate()),
-        )
-    )(_root(fb.MessageAck, buf)),
-    MsgType.SYNC: lambda buf: (lambda t: SyncRequest(t.SinceSeq(), t.Limit()))(
-        _root(fb.SyncRequest, buf)
-    ),
-    MsgType.SYNC_ACK: lambda buf: _sync_response(_root(fb.SyncResponse, buf), buf),
-    MsgType.KICK: lambda buf: (lambda t: Kick(t.Code(), _text(t.Reason())))(_root(fb.Kick, buf)),
-    MsgType.ERROR: lambda buf: (lambda t: Error(t.Code(), _text(t.Message())))(
-        _root(fb.Error, buf)
-    ),
-    MsgType.NOTICE: lambda buf: (
-        lambda t: Notice(NoticeKind(t.Kind()), t.Code(), _text(t.Message()), t.ReconnectAfterMs())
-    )(_root(fb.Notice, buf)),
-}
+def _decode_table(msg_type: int, buf: memoryview) -> Body:
+    """The table of ``msg_type`` in ``buf``; any exception means the bytes are malformed."""
+    match msg_type:
+        case MsgType.HEARTBEAT:
+            return Heartbeat()
+        case MsgType.AUTH:
+            t = _root(fb.AuthRequest, buf)
+            return AuthRequest(_text(t.Token()), _text(t.DeviceId()), _text(t.Platform()))
+        case MsgType.AUTH_ACK:
+            t = _root(fb.AuthResponse, buf)
+            return AuthResponse(
+                code=t.Code(),
+                user_id=t.UserId(),
+                message=_text(t.Message()),
+                conn_id=t.ConnId(),
+                node_id=_text(t.NodeId()),
+                heartbeat_interval_ms=t.HeartbeatIntervalMs(),
+                heartbeat_timeout_ms=t.HeartbeatTimeoutMs(),
+            )
+        case MsgType.MESSAGE:
+            return _chat(_root(fb.ChatMessage, buf))
+        case MsgType.MESSAGE_ACK:
+            t = _root(fb.MessageAck, buf)
+            return MessageAck(
+                msg_id=_text(t.MsgId()),
+                code=t.Code(),
+                server_seq=t.ServerSeq(),
+                timestamp=t.Timestamp(),
+                duplicate=bool(t.Duplicate()),
+            )
+        case MsgType.SYNC:
+            t = _root(fb.SyncRequest, buf)
+            return SyncRequest(t.SinceSeq(), t.Limit())
+        case MsgType.SYNC_ACK:
+            return _sync_response(_root(fb.SyncResponse, buf), buf)
+        case MsgType.KICK:
+            t = _root(fb.Kick, buf)
+            return Kick(t.Code(), _text(t.Reason()))
+        case MsgType.ERROR:
+            t = _root(fb.Error, buf)
+            return Error(t.Code(), _text(t.Message()))
+        case MsgType.NOTICE:
+            t = _root(fb.Notice, buf)
+            return Notice(NoticeKind(t.Kind()), t.Code(), _text(t.Message()), t.ReconnectAfterMs())
+    raise AssertionError(f"no decoder for msg_type {msg_type}")
 
+
+_KNOWN_TYPES = frozenset(int(t) for t in MsgType)
 _EMPTY_OK = frozenset({MsgType.HEARTBEAT, MsgType.SYNC})
 
 
@@ -336,18 +343,6 @@ def decode_frame(frame: Frame) -> Packet:
     packet's seq, so the reply can echo it) for a well-formed packet of an unknown type.
     """
     seq, timestamp, payload = read_envelope(frame)
-    decoder = _DECODERS.get(frame.msg_type)
-    if decoder is None:
+    if frame.msg_type not in _KNOWN_TYPES:
         raise UnknownMsgType(frame.msg_type, seq)
-    if not payload and frame.msg_type in _EMPTY_OK:
-        body: Body = Heartbeat() if frame.msg_type == MsgType.HEARTBEAT else SyncRequest()
-        return Packet(seq, body, timestamp)
-    try:
-        body = decoder(payload)
-    except ProtocolError:
-        raise
-    except Exception as exc:
-        raise MalformedFrame(
-            f"{MsgType(frame.msg_type).name} payload does not decode: {exc}"
-        ) from None
-    return Packet(seq, body, timestamp)
+    return Packet(seq, decode_table(frame.msg_type, payload), timestamp)
