@@ -32,6 +32,21 @@ class _Protocol(QuicConnectionProtocol):
             self.peer.on_event(event)
 
 
+class _Recording:
+    """A datagram transport that keeps a copy of what it sends, for replay tests."""
+
+    def __init__(self, transport: asyncio.DatagramTransport, sent: list[bytes]) -> None:
+        self._transport = transport
+        self._sent = sent
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        self._sent.append(data)
+        self._transport.sendto(data, addr)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class RawPeer:
     def __init__(self, protocol: _Protocol, transport: asyncio.DatagramTransport) -> None:
         self.protocol = protocol
@@ -49,6 +64,8 @@ class RawPeer:
             asyncio.get_running_loop().create_future()
         )
         self._old_transports: list[asyncio.DatagramTransport] = []
+        self.sent_datagrams: list[bytes] = []
+        """Every datagram sent, when connected with ``record=True``."""
 
     @classmethod
     async def connect(
@@ -61,6 +78,7 @@ class RawPeer:
         local_host: str = "127.0.0.1",
         wait: bool = True,
         session_ticket: SessionTicket | None = None,
+        record: bool = False,
     ) -> RawPeer:
         configuration = QuicConfiguration(
             is_client=True, alpn_protocols=["im-access"], server_name="localhost"
@@ -76,6 +94,8 @@ class RawPeer:
         peer = cls(protocol, transport)
         peer.tickets = tickets
         protocol.peer = peer
+        if record:
+            protocol._transport = _Recording(transport, peer.sent_datagrams)  # type: ignore[assignment]
         protocol.connect((host, port))
         if wait:
             await asyncio.wait_for(protocol.wait_connected(), 5)

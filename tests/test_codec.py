@@ -18,6 +18,10 @@ from imaccess.protocol import (
     Code,
     Delivery,
     Error,
+    FileAck,
+    FileHeader,
+    FileOffer,
+    FileRequest,
     Frame,
     FrameDecoder,
     Heartbeat,
@@ -37,7 +41,7 @@ from imaccess.protocol import (
     encode_packet,
     read_envelope,
 )
-from imaccess.protocol.codec import encode_body
+from imaccess.protocol.codec import decode_table, encode_body
 
 FAST = settings(max_examples=200, deadline=None)
 
@@ -96,6 +100,33 @@ BODY_FIELDS: dict[type, dict[str, st.SearchStrategy[Any]]] = {
         "code": i32,
         "message": text,
         "reconnect_after_ms": u32,
+    },
+    FileOffer: {
+        "msg_id": text,
+        "to_user": i64,
+        "name": text,
+        "size": u64,
+        "mime_type": text,
+        "sha256": st.binary(max_size=40),
+    },
+    FileAck: {
+        "code": i32,
+        "message": text,
+        "file_id": text,
+        "msg_id": text,
+        "server_seq": u64,
+        "timestamp": u64,
+    },
+    FileRequest: {"file_id": text, "offset": u64},
+    FileHeader: {
+        "code": i32,
+        "message": text,
+        "file_id": text,
+        "name": text,
+        "size": u64,
+        "mime_type": text,
+        "sha256": st.binary(max_size=40),
+        "offset": u64,
     },
 }
 BODY_TYPES = list(BODY_FIELDS)
@@ -348,6 +379,21 @@ def test_body_too_short_for_a_packet_is_malformed(body: bytes) -> None:
         read_envelope(Frame(int(MsgType.MESSAGE), body))
     with pytest.raises(MalformedFrame):
         decode_frame(Frame(int(MsgType.MESSAGE), body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x00" * 8,  # root at 0, vtable at 0 of size 0: the runtime would read defaults
+        b"\x04\x00\x00\x00" + b"\xff\xff\x00\x00",  # vtable offset past the end
+        b"\x04\x00\x00\x00\x04\x00\x00\x00\x03\x00\x04\x00",  # odd vtable size
+    ],
+)
+def test_a_table_with_an_impossible_vtable_is_malformed(body: bytes) -> None:
+    with pytest.raises(MalformedFrame):
+        decode_frame(Frame(int(MsgType.HEARTBEAT), body))
+    with pytest.raises(MalformedFrame):  # the same check guards the nested table
+        decode_table(int(MsgType.MESSAGE), body)
 
 
 # ------------------------------------------------------------------ hostile input

@@ -76,6 +76,77 @@ async def test_a_message_resent_after_resumption_is_delivered_once(
     assert (await bob.next_message(5)).msg_id == marker.msg_id  # no second copy before it
 
 
+async def _authenticated_ticket(settings: Settings, gateway: EmbeddedGateway, user: int) -> object:
+    first = await RawPeer.connect(*gateway.address, gateway.cert_file)
+    control = first.new_stream()
+    first.send(control, AuthRequest(token_for(settings, user), "phone", "test"))
+    assert (await first.next_of(AuthResponse)).body.code == Code.OK  # type: ignore[attr-defined]
+    assert first.tickets, "the node issues session tickets"
+    first.close()
+    return first.tickets[-1]
+
+
+async def _replay(datagrams: list[bytes], address: tuple[str, int]) -> None:
+    """What an on-path attacker can do with 0-RTT: send the captured flight again."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+        attacker.bind(("127.0.0.1", 0))
+        for datagram in datagrams:
+            attacker.sendto(datagram, address)
+
+
+async def test_a_message_in_early_data_is_accepted_once_and_replays_change_nothing(
+    settings: Settings, gateway: EmbeddedGateway, client: ClientFactory
+) -> None:
+    bob = await client(2)
+    ticket = await _authenticated_ticket(settings, gateway, user=1)
+    peer = await RawPeer.connect(
+        *gateway.address,
+        gateway.cert_file,
+        session_ticket=ticket,  # type: ignore[arg-type]
+        wait=False,
+        record=True,
+    )
+    control = peer.new_stream()
+    peer.send(control, ChatMessage("early-1", to_user=2, content="sent in 0-RTT"))
+    ack = await peer.next_of(MessageAck)
+    assert isinstance(ack.body, MessageAck)
+    assert (ack.body.code, ack.body.duplicate) == (Code.OK, False)
+    done = await asyncio.wait_for(asyncio.shield(peer.handshake), 5)
+    assert done.session_resumed and done.early_data_accepted
+    flight = list(peer.sent_datagrams)
+    peer.send(control, AuthRequest(token_for(settings, 1), "phone", "test"))
+    assert (await peer.next_of(AuthResponse)).body.code == Code.OK  # type: ignore[attr-defined]
+    # a client that lost the ack sends the message again once authenticated
+    peer.send(control, ChatMessage("early-1", to_user=2, content="sent in 0-RTT"))
+    again = await peer.next_of(MessageAck)
+    assert isinstance(again.body, MessageAck) and again.body.duplicate
+
+    await _replay(flight, gateway.address)  # while the connection lives
+    peer.close()
+    await peer.closed()
+    await _replay(flight, gateway.address)  # and after: its ticket was used up
+    delivered = await bob.next_message(5)
+    assert (delivered.msg_id, delivered.from_user) == ("early-1", 1)
+    marker = await (await client(3)).send(2, "marker")
+    assert (await bob.next_message(5)).msg_id == marker.msg_id  # no second copy before it
+
+
+async def test_early_data_messages_need_a_ticket_from_an_authenticated_connection(
+    settings: Settings, gateway: EmbeddedGateway
+) -> None:
+    ticket = await _ticket(gateway)  # its connection never authenticated
+    peer = await RawPeer.connect(
+        *gateway.address,
+        gateway.cert_file,
+        session_ticket=ticket,  # type: ignore[arg-type]
+        wait=False,
+    )
+    peer.send(peer.new_stream(), ChatMessage("early-2", to_user=2, content="who am I"))
+    closed = await peer.closed()
+    peer.close()
+    assert closed.error_code == Code.PROTOCOL_ERROR
+
+
 async def test_retry_validates_addresses_before_handshake_work(settings: Settings) -> None:
     settings.quic.retry = True
     async with EmbeddedGateway(settings) as gw:

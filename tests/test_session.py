@@ -153,6 +153,36 @@ def test_auth_in_early_data_is_refused_and_connection_stays_open() -> None:
     assert session.state is SessionState.AUTHENTICATING
 
 
+def test_a_resumed_identity_may_send_messages_and_syncs_in_early_data() -> None:
+    session = ServerSession(
+        T0, auth_deadline=AUTH_DEADLINE, heartbeat_timeout=HEARTBEAT_TIMEOUT, resumed_user=7
+    )
+    chunk = wire(CHAT, seq=1) + wire(SyncRequest(3, 10), seq=2)
+    events = session.receive(CONTROL, chunk, T0, early_data=True)
+    assert events == [
+        ChatReceived(1, CONTROL, CHAT, early_data=True),
+        SyncRequested(2, CONTROL, SyncRequest(3, 10)),
+    ]
+    assert session.state is SessionState.AWAITING_AUTH  # the AuthRequest is still due
+    assert session.receive(CONTROL, wire(AUTH, seq=3), T0) == [AuthRequested(3, AUTH)]
+
+
+@pytest.mark.parametrize(
+    ("resumed_user", "early_data"), [(0, True), (7, False)], ids=["no-identity", "1-rtt"]
+)
+def test_messages_before_auth_need_both_early_data_and_a_resumed_identity(
+    resumed_user: int, early_data: bool
+) -> None:
+    session = ServerSession(
+        T0,
+        auth_deadline=AUTH_DEADLINE,
+        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        resumed_user=resumed_user,
+    )
+    events = session.receive(CONTROL, wire(CHAT, seq=1), T0, early_data=early_data)
+    assert_closed_with(session, events, Code.PROTOCOL_ERROR)
+
+
 def test_auth_requested_then_accept_sends_auth_ack_on_control_stream() -> None:
     session = new_session()
     assert session.receive(CONTROL, wire(AUTH, seq=7), T0) == [AuthRequested(7, AUTH)]

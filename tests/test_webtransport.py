@@ -234,3 +234,14 @@ async def test_server_offers_both_alpns(settings: Settings) -> None:
             settings.quic, gateway.cert_file, gateway.key_file
         )
     assert configuration.alpn_protocols == ["im-access", WEBTRANSPORT_ALPN]
+
+
+async def test_an_h3_connection_without_a_session_is_closed_at_the_auth_deadline(
+    settings: Settings,
+) -> None:
+    settings.auth.deadline = 0.3
+    async with EmbeddedGateway(settings) as gw:
+        idle = await WtPeer.connect(gw)  # HTTP/3 is up, but no CONNECT ever comes
+        assert (await idle.closed()).error_code == Code.AUTH_TIMEOUT
+        idle.close()
+        assert gw.quic_server.peer_count == 0

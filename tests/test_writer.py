@@ -41,6 +41,11 @@ class FakeTransport:
     def close(self, code: int, reason: str) -> None:
         self.closes.append((code, reason))
 
+    resumed_user = 0
+
+    def bind_identity(self, user_id: int, expires_at: float) -> None:
+        pass
+
 
 async def next_turn() -> None:
     """Let callbacks scheduled with call_soon run (one loop turn is enough)."""

@@ -42,6 +42,17 @@ class Transport(Protocol):
 
     def close(self, code: int, reason: str) -> None: ...
 
+    @property
+    def resumed_user(self) -> int:
+        """The user whose authenticated connection issued the session ticket this one
+        resumed with, or 0: who 0-RTT early data speaks for."""
+        ...
+
+    def bind_identity(self, user_id: int, expires_at: float) -> None:
+        """The connection authenticated as ``user_id`` until ``expires_at`` (wall clock);
+        a transport with session resumption binds its tickets to it."""
+        ...
+
 
 def coalesce(frames: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
     """Join runs of frames for the same stream, keeping the order across streams."""
@@ -174,7 +185,7 @@ class Connection:
 
     @property
     def user_id(self) -> int:
-        return self.login.user_id if self.login else 0
+        return self.login.user_id if self.login else self.session.resumed_user
 
     # ---------------------------------------------------------- from the transport
 

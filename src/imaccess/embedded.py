@@ -73,6 +73,7 @@ class Gateway:
             self.node,
             retry=quic.retry,
             max_streams=(quic.max_streams_bidi, quic.max_streams_uni),
+            session_deadline=self.settings.auth.deadline,
         )
         self.quic_server = self._server
         self.address = self._server.sockname

@@ -161,6 +161,7 @@ class AccessNode:
             heartbeat_timeout=self.settings.heartbeat.timeout,
             max_frame_size=limits.max_frame_size,
             max_control_frame_size=limits.max_control_frame_size,
+            resumed_user=transport.resumed_user,
         )
         conn = Connection(
             self._conn_prefix | self._conn_counter,
@@ -264,6 +265,7 @@ class AccessNode:
             await self._locations.unregister(self._location(conn))
             return
         self.hub.bind(conn)
+        conn.transport.bind_identity(login.user_id, identity.expires_at or 0.0)
         self.metrics.auth_success.inc()
         await self._kick_replaced(user_id, replaced)
         hb = self.settings.heartbeat

@@ -12,12 +12,17 @@ from .codes import Code, Reconnect, reconnect_for
 from .errors import FrameTooLarge, MalformedFrame, ProtocolError, StreamViolation
 from .framing import DEFAULT_MAX_FRAME_SIZE, Frame, FrameDecoder, encode_frame
 from .messages import (
+    CONTENT_TYPE_FILE,
     AuthRequest,
     AuthResponse,
     Body,
     ChatMessage,
     Delivery,
     Error,
+    FileAck,
+    FileHeader,
+    FileOffer,
+    FileRequest,
     Heartbeat,
     Kick,
     MessageAck,
@@ -30,6 +35,7 @@ from .messages import (
 )
 
 __all__ = [
+    "CONTENT_TYPE_FILE",
     "DEFAULT_MAX_FRAME_SIZE",
     "AuthRequest",
     "AuthResponse",
@@ -38,6 +44,10 @@ __all__ = [
     "Code",
     "Delivery",
     "Error",
+    "FileAck",
+    "FileHeader",
+    "FileOffer",
+    "FileRequest",
     "Frame",
     "FrameDecoder",
     "FrameTooLarge",

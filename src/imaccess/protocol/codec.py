@@ -27,6 +27,10 @@ from .messages import (
     ChatMessage,
     Delivery,
     Error,
+    FileAck,
+    FileHeader,
+    FileOffer,
+    FileRequest,
     Heartbeat,
     Kick,
     MessageAck,
@@ -162,6 +166,48 @@ def _encode_table(body: Body) -> bytes:
             fb.NoticeAddMessage(b, m)
             fb.NoticeAddReconnectAfterMs(b, reconnect_after_ms)
             return _finish(b, fb.NoticeEnd(b))
+        case FileOffer():
+            msg_id, name, mime = _strings(b, body.msg_id, body.name, body.mime_type)
+            digest = b.CreateByteVector(body.sha256)
+            fb.FileOfferStart(b)
+            fb.FileOfferAddMsgId(b, msg_id)
+            fb.FileOfferAddToUser(b, body.to_user)
+            fb.FileOfferAddName(b, name)
+            fb.FileOfferAddSize(b, body.size)
+            fb.FileOfferAddMimeType(b, mime)
+            fb.FileOfferAddSha256(b, digest)
+            return _finish(b, fb.FileOfferEnd(b))
+        case FileAck():
+            message, file_id, msg_id = _strings(b, body.message, body.file_id, body.msg_id)
+            fb.FileAckStart(b)
+            fb.FileAckAddCode(b, body.code)
+            fb.FileAckAddMessage(b, message)
+            fb.FileAckAddFileId(b, file_id)
+            fb.FileAckAddMsgId(b, msg_id)
+            fb.FileAckAddServerSeq(b, body.server_seq)
+            fb.FileAckAddTimestamp(b, body.timestamp)
+            return _finish(b, fb.FileAckEnd(b))
+        case FileRequest(file_id, offset):
+            (f,) = _strings(b, file_id)
+            fb.FileRequestStart(b)
+            fb.FileRequestAddFileId(b, f)
+            fb.FileRequestAddOffset(b, offset)
+            return _finish(b, fb.FileRequestEnd(b))
+        case FileHeader():
+            message, file_id, name, mime = _strings(
+                b, body.message, body.file_id, body.name, body.mime_type
+            )
+            digest = b.CreateByteVector(body.sha256)
+            fb.FileHeaderStart(b)
+            fb.FileHeaderAddCode(b, body.code)
+            fb.FileHeaderAddMessage(b, message)
+            fb.FileHeaderAddFileId(b, file_id)
+            fb.FileHeaderAddName(b, name)
+            fb.FileHeaderAddSize(b, body.size)
+            fb.FileHeaderAddMimeType(b, mime)
+            fb.FileHeaderAddSha256(b, digest)
+            fb.FileHeaderAddOffset(b, body.offset)
+            return _finish(b, fb.FileHeaderEnd(b))
     raise TypeError(f"not a message body: {body!r}")
 
 
@@ -233,10 +279,46 @@ def _chat(t: Any) -> ChatMessage:
     )
 
 
+def _check_root(buf: bytes | memoryview) -> None:
+    """The root table's vtable lies inside ``buf`` and has room for its own header.
+
+    The flatbuffers runtime checks nothing; without this, eight zero bytes would decode
+    as a table whose vtable is itself, with every field at its default.
+    """
+    size = len(buf)
+    if size < 8:
+        raise MalformedFrame("too short for a FlatBuffers table")
+    table = int.from_bytes(buf[0:4], "little")
+    if table + 4 > size:
+        raise MalformedFrame("root table offset runs past the buffer")
+    vtable = table - int.from_bytes(buf[table : table + 4], "little", signed=True)
+    if vtable < 0 or vtable + 4 > size:
+        raise MalformedFrame("vtable offset runs past the buffer")
+    vtable_size = int.from_bytes(buf[vtable : vtable + 2], "little")
+    table_size = int.from_bytes(buf[vtable + 2 : vtable + 4], "little")
+    if vtable_size < 4 or vtable_size % 2 or vtable + vtable_size > size:
+        raise MalformedFrame("vtable size is invalid")
+    if table_size < 4 or table + table_size > size:
+        raise MalformedFrame("table size is invalid")
+
+
 def _root(cls: Any, buf: memoryview) -> Any:
-    if len(buf) < 4:
-        raise MalformedFrame("payload too short for a table")
+    _check_root(buf)
     return cls.GetRootAs(buf, 0)
+
+
+def _byte_vector(t: Any, slot: int) -> bytes:
+    """A ``[ubyte]`` field as bytes (the per-element accessor is slow, and numpy is not a
+    dependency); ``slot`` is the field's vtable offset, 4 + 2 * its index."""
+    tab = t._tab
+    offset = tab.Offset(slot)
+    if not offset:
+        return b""
+    start = tab.Vector(offset)
+    length = tab.VectorLen(offset)
+    if start + length > len(tab.Bytes):
+        raise MalformedFrame("byte vector runs past the table")
+    return bytes(tab.Bytes[start : start + length])
 
 
 def _sync_response(t: Any, buf: memoryview) -> SyncResponse:
@@ -295,6 +377,41 @@ def _decode_table(msg_type: int, buf: memoryview) -> Body:
         case MsgType.NOTICE:
             t = _root(fb.Notice, buf)
             return Notice(NoticeKind(t.Kind()), t.Code(), _text(t.Message()), t.ReconnectAfterMs())
+        case MsgType.FILE_OFFER:
+            t = _root(fb.FileOffer, buf)
+            return FileOffer(
+                msg_id=_text(t.MsgId()),
+                to_user=t.ToUser(),
+                name=_text(t.Name()),
+                size=t.Size(),
+                mime_type=_text(t.MimeType()),
+                sha256=_byte_vector(t, 14),
+            )
+        case MsgType.FILE_ACK:
+            t = _root(fb.FileAck, buf)
+            return FileAck(
+                code=t.Code(),
+                message=_text(t.Message()),
+                file_id=_text(t.FileId()),
+                msg_id=_text(t.MsgId()),
+                server_seq=t.ServerSeq(),
+                timestamp=t.Timestamp(),
+            )
+        case MsgType.FILE_REQUEST:
+            t = _root(fb.FileRequest, buf)
+            return FileRequest(_text(t.FileId()), t.Offset())
+        case MsgType.FILE_HEADER:
+            t = _root(fb.FileHeader, buf)
+            return FileHeader(
+                code=t.Code(),
+                message=_text(t.Message()),
+                file_id=_text(t.FileId()),
+                name=_text(t.Name()),
+                size=t.Size(),
+                mime_type=_text(t.MimeType()),
+                sha256=_byte_vector(t, 16),
+                offset=t.Offset(),
+            )
     raise AssertionError(f"no decoder for msg_type {msg_type}")
 
 
@@ -309,8 +426,7 @@ def read_envelope(frame: Frame) -> tuple[int, int, memoryview]:
     """
     body = frame.body
     try:
-        if len(body) < 8:
-            raise MalformedFrame("body too short for a Packet")
+        _check_root(body)
         packet = fb.Packet.GetRootAs(body, 0)
         msg_type = packet.MsgType()
         seq = packet.Seq()

@@ -43,6 +43,22 @@ class Code(IntEnum):
     """The message could not be accepted now (Logic or bus down); retry the same msg_id."""
     EARLY_DATA_REFUSED = 1006
     """This request is not allowed in 0-RTT early data; send it again after the handshake."""
+    FILE_TOO_LARGE = 1010
+    """The offered size is over the node's file size limit."""
+    FILE_HASH_MISMATCH = 1011
+    """The uploaded bytes do not have the offered SHA-256; nothing was kept."""
+    FILE_SIZE_MISMATCH = 1012
+    """The upload ended before, or ran past, the offered size; nothing was kept."""
+    FILE_NOT_FOUND = 1013
+    """No such file, or not one this user may fetch (the two are not told apart)."""
+    TOO_MANY_TRANSFERS = 1014
+    """This connection already has the most file transfers a node allows at once."""
+    TRANSFER_STALLED = 1015
+    """No bytes arrived for the stall timeout; the upload was reset and nothing was kept."""
+    NOT_SUPPORTED_ON_TRANSPORT = 1016
+    """Files need QUIC or WebTransport streams; the WebSocket fallback has none."""
+    INVALID_OFFER = 1017
+    """The offer's name, recipient, size or SHA-256 is missing or malformed."""
 
     AUTH_INVALID_TOKEN = 2001
     """Bad signature, wrong algorithm, malformed token or missing claims."""

@@ -10,12 +10,17 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 __all__ = [
+    "CONTENT_TYPE_FILE",
     "AuthRequest",
     "AuthResponse",
     "Body",
     "ChatMessage",
     "Delivery",
     "Error",
+    "FileAck",
+    "FileHeader",
+    "FileOffer",
+    "FileRequest",
     "Heartbeat",
     "Kick",
     "MessageAck",
@@ -39,6 +44,15 @@ class MsgType(IntEnum):
     KICK = 30
     ERROR = 31
     NOTICE = 32
+    FILE_OFFER = 40
+    FILE_ACK = 41
+    FILE_REQUEST = 42
+    FILE_HEADER = 43
+
+
+CONTENT_TYPE_FILE = 1
+"""ChatMessage.content_type of a message announcing a file; its content is the file's
+JSON (PROTOCOL.md "Files")."""
 
 
 class Delivery(IntEnum):
@@ -146,6 +160,48 @@ class Notice:
     msg_type = MsgType.NOTICE
 
 
+@dataclass(frozen=True, slots=True)
+class FileOffer:
+    msg_id: str
+    to_user: int = 0
+    name: str = ""
+    size: int = 0
+    mime_type: str = ""
+    sha256: bytes = b""
+    msg_type = MsgType.FILE_OFFER
+
+
+@dataclass(frozen=True, slots=True)
+class FileAck:
+    code: int
+    message: str = ""
+    file_id: str = ""
+    msg_id: str = ""
+    server_seq: int = 0
+    timestamp: int = 0
+    msg_type = MsgType.FILE_ACK
+
+
+@dataclass(frozen=True, slots=True)
+class FileRequest:
+    file_id: str
+    offset: int = 0
+    msg_type = MsgType.FILE_REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class FileHeader:
+    code: int
+    message: str = ""
+    file_id: str = ""
+    name: str = ""
+    size: int = 0
+    mime_type: str = ""
+    sha256: bytes = b""
+    offset: int = 0
+    msg_type = MsgType.FILE_HEADER
+
+
 Body = (
     Heartbeat
     | AuthRequest
@@ -157,6 +213,10 @@ Body = (
     | Kick
     | Error
     | Notice
+    | FileOffer
+    | FileAck
+    | FileRequest
+    | FileHeader
 )
 
 

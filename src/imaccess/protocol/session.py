@@ -11,6 +11,10 @@ Rules (PROTOCOL.md "Streams" and "Handshake"):
   **message** stream. Pushes go there, or on the control stream while there is none.
   Replies go on the stream the request came on. A third bidirectional stream is a
   protocol error.
+* A connection that resumed a session ticket issued to an authenticated connection
+  (``resumed_user``) may send ChatMessage and SyncRequest in 0-RTT early data, as that
+  user, before its AuthRequest: they are idempotent (messages are de-duplicated by
+  ``msg_id``), unlike an AuthRequest, whose replay could kick the user's other devices.
 * Any frame counts as activity; silence for ``heartbeat_timeout`` closes with
   HEARTBEAT_TIMEOUT; no AuthRequest within ``auth_deadline`` closes with AUTH_TIMEOUT.
 
@@ -106,6 +110,7 @@ class ServerSession:
         "control_stream",
         "message_stream",
         "opened_at",
+        "resumed_user",
         "state",
         "user_id",
     )
@@ -118,8 +123,11 @@ class ServerSession:
         heartbeat_timeout: float,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_control_frame_size: int | None = None,
+        resumed_user: int = 0,
     ) -> None:
         self.state = SessionState.AWAITING_AUTH
+        self.resumed_user = resumed_user
+        """Who early data speaks for: the user the resumed session ticket was bound to."""
         self.opened_at = now
         self.control_stream: int | None = None
         self.message_stream: int | None = None
@@ -262,6 +270,8 @@ class ServerSession:
             self._send(stream_id, Packet(packet.seq, Heartbeat()))
             return None
         if self.state is SessionState.AWAITING_AUTH:
+            if early_data and self.resumed_user and isinstance(body, ChatMessage | SyncRequest):
+                return self._request(stream_id, packet, early_data)
             if not isinstance(body, AuthRequest):
                 raise StreamViolation(f"the first frame must be Auth, got {body.msg_type.name}")
             if early_data:
@@ -280,6 +290,10 @@ class ServerSession:
             return AuthRequested(packet.seq, body)
         if self.state is SessionState.AUTHENTICATING:
             raise StreamViolation(f"{body.msg_type.name} before AuthAck")
+        return self._request(stream_id, packet, early_data)
+
+    def _request(self, stream_id: int, packet: Packet, early_data: bool) -> Event | None:
+        body = packet.body
         match body:
             case ChatMessage():
                 return ChatReceived(packet.seq, stream_id, body, early_data)

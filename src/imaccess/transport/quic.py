@@ -19,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol, cast
 
 from aioquic._buffer import Buffer
@@ -76,19 +79,30 @@ def make_server_configuration(
     return configuration
 
 
+@dataclass(slots=True)
+class _Ticket:
+    ticket: SessionTicket
+    user_id: int = 0
+    """The user the issuing connection authenticated as; 0 until it does."""
+    expires_at: float = 0.0
+    """Wall-clock end of that identity (the token's ``exp``)."""
+
+
 class _TicketStore:
-    """Session tickets for resumption and 0-RTT; bounded, single use."""
+    """Session tickets for resumption and 0-RTT; bounded and single use, so a replayed
+    ClientHello finds its ticket gone and its early data is never decrypted twice."""
 
     def __init__(self, capacity: int = 100_000) -> None:
-        self._tickets: dict[bytes, SessionTicket] = {}
+        self._tickets: dict[bytes, _Ticket] = {}
         self._capacity = capacity
 
-    def add(self, ticket: SessionTicket) -> None:
+    def add(self, ticket: SessionTicket) -> _Ticket:
         if len(self._tickets) >= self._capacity:
             self._tickets.pop(next(iter(self._tickets)))
-        self._tickets[ticket.ticket] = ticket
+        entry = self._tickets[ticket.ticket] = _Ticket(ticket)
+        return entry
 
-    def pop(self, label: bytes) -> SessionTicket | None:
+    def pop(self, label: bytes) -> _Ticket | None:
         return self._tickets.pop(label, None)
 
 
@@ -97,10 +111,20 @@ class QuicPeer:
 
     kind = "quic"
 
-    def __init__(self, server: QuicServer, quic: QuicConnection, addr: NetworkAddress) -> None:
+    def __init__(
+        self,
+        server: QuicServer,
+        make_quic: Callable[[QuicPeer], QuicConnection],
+        addr: NetworkAddress,
+    ) -> None:
         self._server = server
-        self._quic = quic
         self._addr = addr
+        self._issued: list[_Ticket] = []
+        self._identity = (0, 0.0)
+        self.resumed_user = 0
+        """The user a resumed session's ticket was bound to, while the token lasts: the
+        identity under which 0-RTT early data may carry messages (PROTOCOL.md "0-RTT")."""
+        self._quic = make_quic(self)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.cids: set[bytes] = set()
@@ -128,7 +152,29 @@ class QuicPeer:
             self._refused = self.connection is None
         return self.connection
 
+    # ------------------------------------------------------------ session tickets
+
+    def ticket_issued(self, ticket: SessionTicket) -> None:
+        entry = self._server.tickets.add(ticket)
+        entry.user_id, entry.expires_at = self._identity
+        self._issued.append(entry)
+
+    def resume_ticket(self, label: bytes) -> SessionTicket | None:
+        entry = self._server.tickets.pop(label)
+        if entry is None:
+            return None
+        if entry.user_id and entry.expires_at > time.time():
+            self.resumed_user = entry.user_id
+        return entry.ticket
+
     # ------------------------------------------------------------ Transport
+
+    def bind_identity(self, user_id: int, expires_at: float) -> None:
+        """The connection authenticated: tickets it was (or will be) issued resume as
+        this user until ``expires_at``."""
+        self._identity = (user_id, expires_at)
+        for entry in self._issued:
+            entry.user_id, entry.expires_at = self._identity
 
     @property
     def remote_address(self) -> tuple[str, int]:
@@ -209,6 +255,8 @@ class QuicPeer:
             self._server.remove_cid(event.connection_id)
         elif isinstance(event, ProtocolNegotiated) and event.alpn_protocol == WEBTRANSPORT_ALPN:
             self._h3 = WebTransportHandler(self)
+            # the session's auth deadline starts with the session: until then, this one
+            self._server.loop.call_later(self._server.session_deadline, self._session_overdue)
         if self._h3 is not None:
             self._h3.handle_event(event)
         elif isinstance(event, StreamDataReceived):
@@ -222,6 +270,10 @@ class QuicPeer:
                 self._timer = None
             if self.connection is not None:
                 self.connection.connection_lost()
+
+    def _session_overdue(self) -> None:
+        if self.connection is None and not self._refused and not self._closing:
+            self.close(int(Code.AUTH_TIMEOUT), "no WebTransport session within the deadline")
 
     def _on_stream_data(self, event: StreamDataReceived) -> None:
         if self._closing:  # the connection is closing: what the peer sends is moot
@@ -247,13 +299,16 @@ class QuicServer(asyncio.DatagramProtocol):
         *,
         retry: bool = False,
         max_streams: tuple[int, int] = (100, 50),
+        session_deadline: float = 10.0,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self.session_deadline = session_deadline
+        """How long an HTTP/3 connection may go without opening a WebTransport session."""
         self._max_streams = max_streams
         self.acceptor = acceptor
         self._configuration = configuration
         self._peers: dict[bytes, QuicPeer] = {}
-        self._tickets = _TicketStore()
+        self.tickets = _TicketStore()
         self._retry = QuicRetryTokenHandler() if retry else None
         self._transport: asyncio.DatagramTransport | None = None
 
@@ -360,20 +415,24 @@ class QuicServer(asyncio.DatagramProtocol):
             except ValueError:
                 return None
             retry_cid = header.destination_cid
-        quic = QuicConnection(
-            configuration=self._configuration,
-            original_destination_connection_id=original_cid,
-            retry_source_connection_id=retry_cid,
-            session_ticket_fetcher=self._tickets.pop,
-            session_ticket_handler=self._tickets.add,
-        )
-        # aioquic's configuration has no stream limits; its initial transport parameters
-        # are read from these when the handshake starts.
-        quic._local_max_streams_bidi.value = self._max_streams[0]
-        quic._local_max_streams_uni.value = self._max_streams[1]
-        peer = QuicPeer(self, quic, addr)
+
+        def make_quic(peer: QuicPeer) -> QuicConnection:
+            quic = QuicConnection(
+                configuration=self._configuration,
+                original_destination_connection_id=original_cid,
+                retry_source_connection_id=retry_cid,
+                session_ticket_fetcher=peer.resume_ticket,
+                session_ticket_handler=peer.ticket_issued,
+            )
+            # aioquic's configuration has no stream limits; its initial transport
+            # parameters are read from these when the handshake starts.
+            quic._local_max_streams_bidi.value = self._max_streams[0]
+            quic._local_max_streams_uni.value = self._max_streams[1]
+            return quic
+
+        peer = QuicPeer(self, make_quic, addr)
         self.add_cid(header.destination_cid, peer)
-        self.add_cid(quic.host_cid, peer)
+        self.add_cid(peer.quic.host_cid, peer)
         return peer
 
 
@@ -385,10 +444,17 @@ async def serve_quic(
     *,
     retry: bool = False,
     max_streams: tuple[int, int] = (100, 50),
+    session_deadline: float = 10.0,
 ) -> QuicServer:
     loop = asyncio.get_running_loop()
     _, server = await loop.create_datagram_endpoint(
-        lambda: QuicServer(configuration, acceptor, retry=retry, max_streams=max_streams),
+        lambda: QuicServer(
+            configuration,
+            acceptor,
+            retry=retry,
+            max_streams=max_streams,
+            session_deadline=session_deadline,
+        ),
         local_addr=(host, port),
     )
     return server

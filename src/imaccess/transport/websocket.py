@@ -104,6 +104,12 @@ class WebSocketTransport:
     def buffered_bytes(self) -> int:
         return self._ws.transport.get_write_buffer_size()
 
+    resumed_user = 0
+    """Early data is a raw QUIC feature only (PROTOCOL.md "0-RTT")."""
+
+    def bind_identity(self, user_id: int, expires_at: float) -> None:
+        pass
+
     def close(self, code: int, reason: str) -> None:
         ws = self._ws
         if ws.protocol.state is State.OPEN:

@@ -63,6 +63,12 @@ class WebTransportSession:
     def buffered_bytes(self) -> int:
         return self._peer.buffered_bytes()
 
+    resumed_user = 0
+    """Early data is a raw QUIC feature only (PROTOCOL.md "0-RTT")."""
+
+    def bind_identity(self, user_id: int, expires_at: float) -> None:
+        pass
+
     def close(self, code: int, reason: str) -> None:
         """The peer closes once the in-band frame has been acknowledged: browsers do not
         report QUIC close codes, so that frame is how they learn why."""

@@ -1416,6 +1416,10 @@ var MsgType = /* @__PURE__ */ ((MsgType2) => {
   MsgType2[MsgType2["Kick"] = 30] = "Kick";
   MsgType2[MsgType2["Error"] = 31] = "Error";
   MsgType2[MsgType2["Notice"] = 32] = "Notice";
+  MsgType2[MsgType2["FileOffer"] = 40] = "FileOffer";
+  MsgType2[MsgType2["FileAck"] = 41] = "FileAck";
+  MsgType2[MsgType2["FileRequest"] = 42] = "FileRequest";
+  MsgType2[MsgType2["FileHeader"] = 43] = "FileHeader";
   return MsgType2;
 })(MsgType || {});
 

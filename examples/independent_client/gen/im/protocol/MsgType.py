@@ -13,3 +13,7 @@ class MsgType(object):
     Kick = 30
     Error = 31
     Notice = 32
+    FileOffer = 40
+    FileAck = 41
+    FileRequest = 42
+    FileHeader = 43

@@ -12,5 +12,9 @@ export enum MsgType {
   SyncAck = 21,
   Kick = 30,
   Error = 31,
-  Notice = 32
+  Notice = 32,
+  FileOffer = 40,
+  FileAck = 41,
+  FileRequest = 42,
+  FileHeader = 43
 }
