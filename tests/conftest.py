@@ -15,11 +15,11 @@ from imaccess.embedded import EmbeddedGateway
 from imaccess.settings import Settings, load_settings
 from imaccess.transport.certs import ensure_dev_certificate
 
+from .devserver import *  # noqa: F403  (fixtures)
+from .devserver import TEST_SECRET
 from .nats_servers import *  # noqa: F403  (fixtures)
 from .rawquic import RawPeer
 from .redis_servers import *  # noqa: F403  (fixtures)
-
-TEST_SECRET = "imaccess-test-secret-0123456789-0123456789-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def settings(cert_dir: Path) -> Settings:
+def settings(cert_dir: Path, tmp_path: Path) -> Settings:
     """Defaults with a free port, the shared test certificate and a test secret.
 
     Tests change fields on it before asking for ``gateway``.
@@ -41,6 +41,7 @@ def settings(cert_dir: Path) -> Settings:
     s.auth.secret = TEST_SECRET
     s.admin.listen = "127.0.0.1:0"
     s.http.listen = "127.0.0.1:0"
+    s.files.directory = str(tmp_path / "files")
     return s
 
 

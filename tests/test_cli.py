@@ -3,63 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from imaccess.client import Client
 
-from .conftest import TEST_SECRET
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        IMACCESS_AUTH_SECRET=TEST_SECRET,
-        IMACCESS_QUIC_STATE_DIR=str(tmp_path / "state"),
-        IMACCESS_LISTEN=f"127.0.0.1:{_free_udp_port()}",
-        IMACCESS_ADMIN_LISTEN="127.0.0.1:0",
-        IMACCESS_HTTP_LISTEN="127.0.0.1:0",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-async def _imaccess(
-    env: dict[str, str], *args: str, stdin: int | None = None
-) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "imaccess",
-        *args,
-        env=env,
-        stdin=stdin,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-@pytest.fixture
-async def dev_server(cli_env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await _imaccess(cli_env, "dev")
-    assert proc.stdout is not None
-    banner = await asyncio.wait_for(proc.stdout.readline(), 20)
-    assert banner.startswith(b"imaccess dev:"), banner
-    yield proc
-    proc.terminate()
-    assert await asyncio.wait_for(proc.wait(), 10) == 0
+from .devserver import imaccess_command as _imaccess
 
 
 async def _line(stream: asyncio.StreamReader | None, prefix: bytes, timeout: float = 10) -> bytes:

@@ -17,8 +17,8 @@ from imaccess.protocol import (
     Error,
     Heartbeat,
     MessageAck,
-    encode_frame,
 )
+from imaccess.protocol.codec import encode_body
 from imaccess.settings import Settings
 
 from .conftest import ClientFactory, RawFactory, token_for
@@ -111,8 +111,9 @@ async def test_control_stream_has_a_smaller_frame_limit(
     peer = await raw()
     control = await _auth(peer, settings, 1)
     message_stream = peer.new_stream()
-    peer.write(message_stream, encode_frame(0, b"\x00" * 2000))  # big, but fine here
-    peer.write(control, encode_frame(0, b"\x00" * 2000))
+    big_heartbeat = encode_body(1, 0, b"\x00" * 2000)  # a Packet with a 2000-byte payload
+    peer.write(message_stream, big_heartbeat)  # big, but fine here
+    peer.write(control, big_heartbeat)
     error = await peer.next_of(Error)
     assert isinstance(error.body, Error) and error.body.code == Code.FRAME_TOO_LARGE
     assert (await peer.closed()).error_code == Code.FRAME_TOO_LARGE

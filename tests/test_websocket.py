@@ -22,6 +22,8 @@ from imaccess.protocol import (
     ChatMessage,
     Code,
     Error,
+    FileHeader,
+    FileRequest,
     FrameDecoder,
     Heartbeat,
     MessageAck,
@@ -302,3 +304,16 @@ async def test_client_that_stops_reading_is_closed_as_slow_consumer(
         await asyncio.wait_for(conn.gone, 10)
     finally:
         sock.close()
+
+
+async def test_websocket_clients_are_told_files_need_streams(gateway: EmbeddedGateway) -> None:
+    peer = await _authenticated(gateway, 1)
+    try:
+        seq = await peer.send(FileRequest("0" * 32))
+        reply = await peer.next_of(FileHeader)
+        assert reply.seq == seq and isinstance(reply.body, FileHeader)
+        assert reply.body.code == Code.NOT_SUPPORTED_ON_TRANSPORT
+        await peer.send(Heartbeat())  # and the connection stays open
+        assert isinstance((await peer.next()).body, Heartbeat)
+    finally:
+        await peer.ws.close()

@@ -42,6 +42,7 @@ class FakeTransport:
         self.closes.append((code, reason))
 
     resumed_user = 0
+    file_streams = None
 
     def bind_identity(self, user_id: int, expires_at: float) -> None:
         pass

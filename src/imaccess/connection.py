@@ -21,15 +21,47 @@ from .protocol.codes import Code
 from .protocol.messages import AuthResponse, Body
 from .protocol.session import CloseRequested, Event, ServerSession
 
-__all__ = ["Connection", "OutboundWriter", "Transport", "coalesce"]
+__all__ = ["Connection", "FileStreams", "OutboundWriter", "Transport", "coalesce"]
 
 log = logging.getLogger(__name__)
+
+
+class FileStreams(Protocol):
+    """Unidirectional streams for files (PROTOCOL.md "Files"), where a transport has them."""
+
+    def open_stream(self) -> int:
+        """A new server-initiated unidirectional stream."""
+        ...
+
+    def write(self, stream_id: int, data: bytes, end_stream: bool = False) -> None: ...
+
+    def backlog(self, stream_id: int) -> int:
+        """Bytes written on the stream and not yet acknowledged by the client."""
+        ...
+
+    async def acked(self) -> None:
+        """Return once the client has next acknowledged something (or gone)."""
+
+    def reset(self, stream_id: int, code: int) -> None:
+        """Abandon a stream we send on (RESET_STREAM)."""
+        ...
+
+    def stop(self, stream_id: int, code: int) -> None:
+        """Ask the client to stop sending on its stream (STOP_SENDING)."""
+        ...
+
+    def transmit(self) -> None: ...
 
 
 class Transport(Protocol):
     """Write-only towards the connection; the adapter behind it owns reading."""
 
     kind: str
+
+    @property
+    def file_streams(self) -> FileStreams | None:
+        """None on a transport without unidirectional streams (WebSocket)."""
+        ...
 
     @property
     def remote_address(self) -> tuple[str, int]: ...
@@ -140,6 +172,12 @@ class EventSink(Protocol):
 
     def on_closed(self, connection: Connection) -> None: ...
 
+    def on_upload(
+        self, connection: Connection, stream_id: int, data: bytes, end_stream: bool
+    ) -> None: ...
+
+    def on_stream_aborted(self, connection: Connection, stream_id: int) -> None: ...
+
 
 class Connection:
     __slots__ = (
@@ -196,6 +234,16 @@ class Connection:
         self._pump()
         if events:
             self._sink.on_events(self, events)
+
+    def receive_upload(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        """Bytes on a client unidirectional stream: a file upload."""
+        if not self._closed:
+            self._sink.on_upload(self, stream_id, data, end_stream)
+
+    def stream_aborted(self, stream_id: int) -> None:
+        """The client reset its upload stream, or asked us to stop a download."""
+        if not self._closed:
+            self._sink.on_stream_aborted(self, stream_id)
 
     def check_timers(self, now: float) -> None:
         events = self.session.check_timers(now)

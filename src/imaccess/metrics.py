@@ -62,7 +62,24 @@ class NodeMetrics:
             ["node", "backend"],
             registry=r,
         )
+        self.file_transfers = Counter(
+            "access_file_transfers",
+            "File transfers ended, by direction (upload, download) and outcome",
+            ["node", "direction", "outcome"],
+            registry=r,
+        )
+        self._file_bytes = Counter(
+            "access_file_bytes",
+            "File content bytes moved by completed transfers, by direction",
+            ["node", "direction"],
+            registry=r,
+        )
         self._node = node_id
+
+    def file_transfer(self, direction: str, outcome: str, size: int = 0) -> None:
+        self.file_transfers.labels(node=self._node, direction=direction, outcome=outcome).inc()
+        if size:
+            self._file_bytes.labels(node=self._node, direction=direction).inc(size)
 
     def watch_outbound(self, queued_bytes: Callable[[], float]) -> None:
         """Report the bytes queued towards clients, summed when scraped (not per write)."""

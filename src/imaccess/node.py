@@ -17,8 +17,10 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from .auth import AuthError, TokenVerifier
-from .bus import Bus, KickEvent, Push, Upstream, UserEvent
+from .blobs import BlobStore, LocalBlobStore
+from .bus import Bus, KickEvent, Push, Upstream, UpstreamAck, UserEvent
 from .connection import Connection, Transport
+from .files import FileTransfers
 from .hub import DeviceLogin, Hub
 from .metrics import NodeMetrics
 from .protocol.codes import Code
@@ -28,6 +30,7 @@ from .protocol.session import (
     ChatReceived,
     CloseRequested,
     Event,
+    FileRequested,
     ServerSession,
     SyncRequested,
 )
@@ -67,6 +70,7 @@ class AccessNode:
         bus: Bus,
         locations: LocationStore,
         verifier: TokenVerifier,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.settings = settings
         self.node_id = settings.node_id
@@ -92,6 +96,8 @@ class AccessNode:
         self._auth_failures: dict[str, TokenBucket] = {}
         self.metrics = NodeMetrics(self.node_id)
         self.metrics.watch_outbound(lambda: sum(c.writer.queued_bytes for c in self.hub))
+        self._blobs = blobs if blobs is not None else LocalBlobStore(settings.files.directory)
+        self._files: FileTransfers | None = None
 
     @property
     def accepting(self) -> bool:
@@ -101,6 +107,10 @@ class AccessNode:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._blobs.start()
+        self._files = FileTransfers(
+            self.settings.files, self._blobs, self._publish, self._spawn, self.metrics, self._loop
+        )
         await self._bus.start(self.node_id, self)
         await self._locations.node_alive(self.node_id, self.instance, self._node_ttl)
         self._spawn_background(self._sweep_timers())
@@ -205,11 +215,25 @@ class AccessNode:
                     self._spawn(connection, self._chat(connection, event))
                 case SyncRequested():
                     self._spawn(connection, self._sync(connection, event))
+                case FileRequested() if self._files is not None:
+                    self._files.request(connection, event.stream_id, event.seq, event.request)
                 case CloseRequested():
                     connection.close(event)
 
+    def on_upload(
+        self, connection: Connection, stream_id: int, data: bytes, end_stream: bool
+    ) -> None:
+        if self._files is not None:
+            self._files.upload_data(connection, stream_id, data, end_stream)
+
+    def on_stream_aborted(self, connection: Connection, stream_id: int) -> None:
+        if self._files is not None:
+            self._files.stream_aborted(connection, stream_id)
+
     def on_closed(self, connection: Connection) -> None:
         self.hub.remove(connection)
+        if self._files is not None:
+            self._files.connection_closed(connection)
         ip = connection.ip
         if ip in self._per_ip:
             self._per_ip[ip] -= 1
@@ -310,25 +334,13 @@ class AccessNode:
                 event.stream_id, event.seq, MessageAck(message.msg_id, int(Code.RATE_LIMITED))
             )
             return
-        upstream = Upstream(
-            msg_id=message.msg_id,
-            from_user=conn.user_id,
-            to_user=message.to_user,
-            content=message.content,
-            content_type=message.content_type,
-            delivery=Delivery.DIRECT,
-            group_id=0,
-            node_id=self.node_id,
-            conn_id=conn.conn_id,
-            received_at_ms=int(time.time() * 1000),
-        )
         try:
-            ack = await self._bus.publish_upstream(upstream)
+            ack = await self._publish(
+                conn, message.msg_id, message.to_user, message.content, message.content_type
+            )
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("upstream publish failed", extra={"conn_id": conn.conn_id})
-            self.metrics.backend_error("bus")
             conn.reply(
                 event.stream_id, event.seq, MessageAck(message.msg_id, int(Code.UNAVAILABLE))
             )
@@ -339,6 +351,32 @@ class AccessNode:
             MessageAck(message.msg_id, int(Code.OK), ack.server_seq, ack.timestamp, ack.duplicate),
         )
         self.metrics.message_latency.observe(time.perf_counter() - started)
+
+    async def _publish(
+        self, conn: Connection, msg_id: str, to_user: int, content: str, content_type: int
+    ) -> UpstreamAck:
+        """Send a direct message from the connection's user up to Logic; the ack says it
+        is stored. Raises (and counts a bus error) when the bus does not take it."""
+        upstream = Upstream(
+            msg_id=msg_id,
+            from_user=conn.user_id,
+            to_user=to_user,
+            content=content,
+            content_type=content_type,
+            delivery=Delivery.DIRECT,
+            group_id=0,
+            node_id=self.node_id,
+            conn_id=conn.conn_id,
+            received_at_ms=int(time.time() * 1000),
+        )
+        try:
+            return await self._bus.publish_upstream(upstream)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("upstream publish failed", extra={"conn_id": conn.conn_id})
+            self.metrics.backend_error("bus")
+            raise
 
     def _check_message(self, msg_id: str, to_user: int, content: str) -> str:
         if not msg_id or len(msg_id) > _MAX_MSG_ID:
@@ -474,11 +512,12 @@ class AccessNode:
             except Exception:
                 log.exception("location refresh failed")
 
-    def _spawn(self, conn: Connection, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, conn: Connection, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         assert self._loop is not None
         task = self._loop.create_task(work)
         conn.tasks.add(task)
         task.add_done_callback(conn.tasks.discard)
+        return task
 
     def _spawn_background(self, work: Coroutine[Any, Any, None]) -> None:
         assert self._loop is not None

@@ -25,6 +25,7 @@ __all__ = [
     "AdminSettings",
     "AuthSettings",
     "DrainSettings",
+    "FilesSettings",
     "HeartbeatSettings",
     "HttpSettings",
     "LimitsSettings",
@@ -148,6 +149,20 @@ class HttpSettings:
 
 
 @dataclass(slots=True)
+class FilesSettings:
+    directory: str = ".imaccess/files"
+    """Where uploaded files are kept; in a cluster, a directory every access node shares."""
+    max_size: int = 100 * 1024 * 1024
+    """Largest file accepted, in bytes."""
+    max_transfers: int = 4
+    """Uploads plus downloads running at once on one connection."""
+    stall_timeout: float = 30.0
+    """Seconds an upload may go without receiving a byte before it is reset."""
+    send_window: int = 256 * 1024
+    """Bytes of a download the node keeps unacknowledged (its memory per download)."""
+
+
+@dataclass(slots=True)
 class LocationSettings:
     ttl: float = 180.0
     """Seconds a location entry lives without a refresh (nodes refresh every ttl / 3)."""
@@ -200,6 +215,7 @@ class Settings:
     logic: LogicSettings = field(default_factory=LogicSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    files: FilesSettings = field(default_factory=FilesSettings)
     drain: DrainSettings = field(default_factory=DrainSettings)
     locations: LocationSettings = field(default_factory=LocationSettings)
     nats: NatsSettings = field(default_factory=NatsSettings)

@@ -16,17 +16,19 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import mimetypes
 import ssl
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived
+from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived, StreamReset
 from aioquic.tls import SessionTicket
 
 from ..protocol.codes import Code, Reconnect, reconnect_for
@@ -38,6 +40,10 @@ from ..protocol.messages import (
     ChatMessage,
     Delivery,
     Error,
+    FileAck,
+    FileHeader,
+    FileOffer,
+    FileRequest,
     Heartbeat,
     Kick,
     MessageAck,
@@ -47,7 +53,17 @@ from ..protocol.messages import (
     SyncResponse,
 )
 from ..transport.quic import ALPN
+from ..transport.streams import unacked_bytes
 from .core import ClientCore, DeliveryCursor, backoff_delay
+from .files import (
+    CHUNK,
+    UPLOAD_WINDOW,
+    DownloadStream,
+    DownloadTarget,
+    Progress,
+    check_download,
+    hash_file,
+)
 
 __all__ = ["AuthFailed", "Client", "ClientError", "Disconnected", "SendFailed"]
 
@@ -85,9 +101,17 @@ class _Protocol(QuicConnectionProtocol):
     def __init__(self, quic: QuicConnection, **kwargs: Any) -> None:
         super().__init__(quic, **kwargs)
         self.on_event: Callable[[QuicEvent], None] = lambda event: None
+        self.ack_waiters: list[asyncio.Future[None]] = []
 
     def quic_event_received(self, event: QuicEvent) -> None:
         self.on_event(event)
+
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        super().datagram_received(data, addr)
+        waiters, self.ack_waiters = self.ack_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class _Link:
@@ -103,8 +127,9 @@ class _Link:
         self.close_reason = ""
         self.reconnect_after = 0.0
         self.last_received = time.monotonic()
+        self.downloads: dict[int, DownloadStream] = {}
 
-    def write(self, data: bytes, stream_id: int | None = None) -> None:
+    def write(self, data: bytes, stream_id: int | None = None, end_stream: bool = False) -> None:
         """On ``stream_id``; by default the message stream, or the control stream before it."""
         if self.lost.done():
             raise _LinkLost()
@@ -112,12 +137,25 @@ class _Link:
             stream_id = (
                 self.message_stream if self.message_stream is not None else self.control_stream
             )
-        self.protocol._quic.send_stream_data(stream_id, data)
+        self.protocol._quic.send_stream_data(stream_id, data, end_stream)
         self.protocol.transmit()
+
+    async def next_ack(self) -> None:
+        """Return after the next datagram from the server (acks ride on those)."""
+        if self.lost.done():
+            raise _LinkLost()
+        waiter = asyncio.get_running_loop().create_future()
+        self.protocol.ack_waiters.append(waiter)
+        await asyncio.wait({waiter, self.lost}, return_when=asyncio.FIRST_COMPLETED)
+        if self.lost.done():
+            raise _LinkLost()
 
     def mark_lost(self, code: int) -> None:
         if not self.lost.done():
             self.lost.set_result(self.close_code if self.close_code is not None else code)
+        downloads, self.downloads = self.downloads, {}
+        for download in downloads.values():
+            download.abandon(_LinkLost())
 
     def close(self) -> None:
         self.protocol.close()
@@ -182,6 +220,8 @@ class Client:
         self.stopped: ClientError | None = None
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
         self._stopped_event = asyncio.Event()
+        self._downloads: dict[int, DownloadTarget] = {}
+        """Requested downloads by request seq, until their stream ends."""
 
     # ------------------------------------------------------------------ API
 
@@ -229,6 +269,111 @@ class Client:
                 last_code = reply.code
             raise SendFailed(last_code, f"message {message.msg_id} refused")
         raise SendFailed(last_code, f"no ack for message {message.msg_id}")
+
+    async def send_file(
+        self,
+        to_user: int,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        mime_type: str | None = None,
+        msg_id: str | None = None,
+        on_progress: Progress | None = None,
+        ack_timeout: float = 30.0,
+    ) -> FileAck:
+        """Upload a file to ``to_user`` on its own stream (PROTOCOL.md "Files"); resolves
+        once it is stored and announced. Cancelling the call aborts the upload. A failed
+        upload is not retried: call again (the same ``msg_id`` keeps the announcement
+        from being delivered twice)."""
+        path = Path(path)
+        size, digest = await hash_file(path)
+        offer = FileOffer(
+            msg_id=msg_id or uuid.uuid4().hex,
+            to_user=to_user,
+            name=name or path.name,
+            size=size,
+            mime_type=mime_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+            sha256=digest,
+        )
+        self._remember_sent(offer.msg_id)
+        link = await self._ready_link()
+        quic = link.protocol._quic
+        stream = quic.get_next_available_stream_id(is_unidirectional=True)
+        seq, frame = self._core.request(offer, int(time.time() * 1000))
+        reply: asyncio.Future[Body] = asyncio.get_running_loop().create_future()
+        self._pending[seq] = reply
+        try:
+            link.write(frame, stream)
+            sent = 0
+            with open(path, "rb") as source:  # noqa: ASYNC230 - 64 KiB local reads
+                while not reply.done() and (chunk := source.read(CHUNK)):
+                    link.write(chunk, stream)
+                    sent += len(chunk)
+                    if on_progress is not None:
+                        on_progress(sent, size)
+                    while unacked_bytes(quic, stream) > UPLOAD_WINDOW and not reply.done():
+                        await link.next_ack()
+            if not reply.done():
+                link.write(b"", stream, end_stream=True)
+            answer = await asyncio.wait_for(reply, ack_timeout)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                quic.reset_stream(stream, int(Code.OK))
+                link.protocol.transmit()
+            raise
+        except (_LinkLost, TimeoutError) as exc:
+            raise SendFailed(
+                int(Code.UNAVAILABLE), f"upload of {path.name} lost: {exc!r}"
+            ) from None
+        finally:
+            self._pending.pop(seq, None)
+        if not isinstance(answer, FileAck) or answer.code != Code.OK:
+            code = getattr(answer, "code", int(Code.UNAVAILABLE))
+            raise SendFailed(
+                code, f"upload of {path.name} refused: {getattr(answer, 'message', '')}"
+            )
+        return answer
+
+    async def fetch_file(
+        self,
+        file_id: str,
+        dest: str | Path,
+        *,
+        resume: bool = False,
+        on_progress: Progress | None = None,
+        timeout: float = 30.0,
+    ) -> FileHeader:
+        """Download a file into ``dest``, checking its size and SHA-256. With ``resume``,
+        keep what ``dest`` already holds and fetch only the rest. ``timeout`` bounds the
+        wait for the server's answer, not the transfer."""
+        dest = Path(dest)
+        offset = dest.stat().st_size if resume and dest.exists() else 0
+        link = await self._ready_link()
+        loop = asyncio.get_running_loop()
+        seq, frame = self._core.request(FileRequest(file_id, offset), int(time.time() * 1000))
+        answer: asyncio.Future[Body] = loop.create_future()
+        finished: asyncio.Future[FileHeader] = loop.create_future()
+        self._pending[seq] = answer
+        with open(dest, "ab" if offset else "wb") as sink:  # noqa: ASYNC230 - local writes
+            self._downloads[seq] = DownloadTarget(sink, on_progress, finished)
+            try:
+                link.write(frame)
+                header = await asyncio.wait_for(answer, timeout)
+                if not isinstance(header, FileHeader) or header.code != Code.OK:
+                    code = getattr(header, "code", int(Code.UNAVAILABLE))
+                    raise ClientError(code, f"file {file_id} refused")
+                header = await finished
+            except _LinkLost:
+                raise ClientError(
+                    int(Code.UNAVAILABLE), "connection lost during download"
+                ) from None
+            finally:
+                self._pending.pop(seq, None)
+                self._downloads.pop(seq, None)
+        verdict = await asyncio.to_thread(check_download, dest, header)
+        if verdict != Code.OK:
+            raise ClientError(int(verdict), f"file {file_id} arrived damaged")
+        return header
 
     async def messages(self) -> AsyncIterator[ChatMessage]:
         """Every incoming message once, in inbox order; ends when the client closes."""
@@ -416,14 +561,17 @@ class Client:
         self._pending.clear()
         self._core.reset_streams()
 
+    async def _ready_link(self, timeout: float | None = None) -> _Link:
+        await asyncio.wait_for(self._ready.wait(), timeout or self._connect_timeout)
+        if self._link is None:
+            raise _LinkLost()
+        return self._link
+
     async def _request(
         self, body: Body, *, timeout: float, link: _Link | None = None, stream_id: int | None = None
     ) -> Body:
         if link is None:
-            await asyncio.wait_for(self._ready.wait(), timeout)
-            link = self._link
-            if link is None:
-                raise _LinkLost()
+            link = await self._ready_link(timeout)
         seq, frame = self._core.request(body, int(time.time() * 1000))
         future: asyncio.Future[Body] = asyncio.get_running_loop().create_future()
         self._pending[seq] = future
@@ -472,8 +620,41 @@ class Client:
             return
         self._incoming.put_nowait(message)
 
+    def _claim_download(self, seq: int, header: FileHeader) -> DownloadTarget | None:
+        target = self._downloads.get(seq)
+        answer = self._pending.get(seq)
+        if target is None or answer is None or answer.done():
+            return None
+        answer.set_result(header)
+        return target
+
+    def _on_download(self, link: _Link, event: StreamDataReceived) -> None:
+        stream_id = event.stream_id
+        download = link.downloads.get(stream_id)
+        if download is None:
+            download = link.downloads[stream_id] = DownloadStream(self._claim_download)
+        try:
+            wanted = download.feed(event.data, event.end_stream)
+        except (ProtocolError, ValueError, OSError) as exc:
+            log.warning("bad download stream %d: %s", stream_id, exc)
+            wanted = False
+            download.abandon(ClientError(int(Code.MALFORMED_FRAME), str(exc)))
+        if not wanted:
+            with contextlib.suppress(Exception):
+                link.protocol._quic.stop_stream(stream_id, int(Code.OK))
+                link.protocol.transmit()
+        if event.end_stream or not wanted:
+            link.downloads.pop(stream_id, None)
+
     def _on_event(self, link: _Link, event: QuicEvent) -> None:
-        if isinstance(event, StreamDataReceived):
+        if isinstance(event, StreamDataReceived) and event.stream_id & 0x3 == 0x3:
+            link.last_received = time.monotonic()
+            self._on_download(link, event)
+        elif isinstance(event, StreamReset):
+            download = link.downloads.pop(event.stream_id, None)
+            if download is not None:
+                download.abandon(ClientError(event.error_code, "download reset by the server"))
+        elif isinstance(event, StreamDataReceived):
             link.last_received = time.monotonic()
             try:
                 packets = self._core.receive(event.stream_id, event.data)

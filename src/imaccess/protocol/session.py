@@ -39,6 +39,7 @@ from .messages import (
     Body,
     ChatMessage,
     Error,
+    FileRequest,
     Heartbeat,
     Kick,
     Notice,
@@ -52,6 +53,7 @@ __all__ = [
     "ChatReceived",
     "CloseRequested",
     "Event",
+    "FileRequested",
     "ServerSession",
     "SessionState",
     "SyncRequested",
@@ -87,6 +89,13 @@ class SyncRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class FileRequested:
+    seq: int
+    stream_id: int
+    request: FileRequest
+
+
+@dataclass(frozen=True, slots=True)
 class CloseRequested:
     """Send what is queued, then close the connection with ``code``."""
 
@@ -94,7 +103,7 @@ class CloseRequested:
     reason: str
 
 
-Event = AuthRequested | ChatReceived | SyncRequested | CloseRequested
+Event = AuthRequested | ChatReceived | SyncRequested | FileRequested | CloseRequested
 
 
 class ServerSession:
@@ -299,6 +308,8 @@ class ServerSession:
                 return ChatReceived(packet.seq, stream_id, body, early_data)
             case SyncRequest():
                 return SyncRequested(packet.seq, stream_id, body)
+            case FileRequest() if not early_data:
+                return FileRequested(packet.seq, stream_id, body)
             case AuthRequest():
                 self._send(
                     stream_id,

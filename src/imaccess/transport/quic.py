@@ -6,9 +6,10 @@ loop for tens of seconds in a wave of timeouts at 30K connections). Here each pe
 keeps the set of its own connection IDs, so a close costs O(its own IDs).
 
 Stream contract (PROTOCOL.md): client bidirectional streams carry frames and are handed
-to the connection's session; client unidirectional streams are refused for now with
-STOP_SENDING. Data received before the handshake completes is 0-RTT early data and is
-flagged as such, so the session can refuse an AuthRequest in it.
+to the connection's session; client unidirectional streams are file uploads, and the
+server opens unidirectional streams for downloads ("Files"). Data received before the
+handshake completes is 0-RTT early data and is flagged as such, so the session can
+refuse an AuthRequest in it.
 
 The same port serves browsers: a connection that negotiates ALPN ``h3`` is handed to
 :mod:`imaccess.transport.webtransport` (HTTP/3 + WebTransport) instead.
@@ -34,7 +35,9 @@ from aioquic.quic.events import (
     HandshakeCompleted,
     ProtocolNegotiated,
     QuicEvent,
+    StopSendingReceived,
     StreamDataReceived,
+    StreamReset,
 )
 from aioquic.quic.packet import (
     QuicHeader,
@@ -46,10 +49,10 @@ from aioquic.quic.packet import (
 from aioquic.quic.retry import QuicRetryTokenHandler
 from aioquic.tls import SessionTicket
 
-from ..connection import Connection, Transport
+from ..connection import Connection, FileStreams, Transport
 from ..protocol.codes import Code
 from ..settings import QuicSettings
-from .streams import send_or_drop
+from .streams import QuicFileStreams, send_or_drop, unacked_bytes
 from .webtransport import WEBTRANSPORT_ALPN, WebTransportHandler
 
 __all__ = ["ALPN", "ConnectionAcceptor", "QuicServer", "make_server_configuration", "serve_quic"]
@@ -133,6 +136,9 @@ class QuicPeer:
         self._closing = False
         self._h3: WebTransportHandler | None = None
         """Set when the connection negotiated ``h3``: it then owns the stream events."""
+        self.file_stream_ids: set[int] = set()
+        self._ack_waiters: list[asyncio.Future[None]] = []
+        self._file_streams: QuicFileStreams | None = None
 
     @property
     def quic(self) -> QuicConnection:
@@ -200,15 +206,27 @@ class QuicPeer:
                 self._timer = server.loop.call_at(timer_at, self._handle_timer)
             self._timer_at = timer_at
 
+    @property
+    def file_streams(self) -> FileStreams:
+        if self._file_streams is None:
+            quic = self._quic
+            self._file_streams = QuicFileStreams(
+                self, lambda: quic.get_next_available_stream_id(is_unidirectional=True)
+            )
+        return self._file_streams
+
+    def next_ack(self) -> asyncio.Future[None]:
+        waiter = self._server.loop.create_future()
+        self._ack_waiters.append(waiter)
+        return waiter
+
     def buffered_bytes(self) -> int:
-        # aioquic keeps unacknowledged stream data in each sender's buffer and has no
-        # public accessor; this is the one place that reads it.
-        total = 0
-        for stream in self._quic._streams.values():
-            sender = stream.sender
-            if sender._reset_error_code is None:  # a reset stream delivers nothing more
-                total += sender._buffer_stop - sender._buffer_start
-        return total
+        """Unacknowledged bytes of the chat streams (downloads pace themselves)."""
+        streams = self._quic._streams
+        downloads = self.file_stream_ids
+        if downloads:
+            downloads.intersection_update(streams)  # forget finished downloads
+        return sum(unacked_bytes(self._quic, i) for i in streams if i not in downloads)
 
     def close(self, code: int, reason: str) -> None:
         """Close once what was written (the in-band frame that says why) has been
@@ -234,6 +252,14 @@ class QuicPeer:
         self._quic.receive_datagram(data, addr, now=self._server.loop.time())
         self._process_events()
         self.transmit()
+        if self._ack_waiters:
+            self._wake_ack_waiters()
+
+    def _wake_ack_waiters(self) -> None:
+        waiters, self._ack_waiters = self._ack_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _handle_timer(self) -> None:
         self._timer = None
@@ -263,7 +289,10 @@ class QuicPeer:
             self._on_stream_data(event)
         elif isinstance(event, HandshakeCompleted):
             self._ensure_connection()
+        elif isinstance(event, StreamReset | StopSendingReceived) and self.connection is not None:
+            self.connection.stream_aborted(event.stream_id)
         if isinstance(event, ConnectionTerminated):
+            self._wake_ack_waiters()
             self._server.forget(self)
             if self._timer is not None:
                 self._timer.cancel()
@@ -279,8 +308,11 @@ class QuicPeer:
         if self._closing:  # the connection is closing: what the peer sends is moot
             return
         stream_id = event.stream_id
-        if stream_id & 0x2:  # unidirectional: no use for them yet
-            self._quic.stop_stream(stream_id, int(Code.PROTOCOL_ERROR))
+        if stream_id & 0x2:  # unidirectional: a file upload, once there is a connection
+            if self.connection is None:
+                self._quic.stop_stream(stream_id, int(Code.PROTOCOL_ERROR))
+            else:
+                self.connection.receive_upload(stream_id, event.data, event.end_stream)
             return
         connection = self._ensure_connection()
         if connection is not None and event.data:

@@ -106,6 +106,8 @@ class WebSocketTransport:
 
     resumed_user = 0
     """Early data is a raw QUIC feature only (PROTOCOL.md "0-RTT")."""
+    file_streams = None
+    """No unidirectional streams: files are refused with 1016 (PROTOCOL.md "Files")."""
 
     def bind_identity(self, user_id: int, expires_at: float) -> None:
         pass

@@ -7,7 +7,9 @@ aioquic's ``H3Connection`` (WebTransport draft-02, what Chromium speaks) over th
 :data:`WEBTRANSPORT_PATH` is answered ``:status 200`` (the stream stays open: it is the
 session); anything else gets 404. Each client-initiated bidirectional WebTransport stream of
 the session then carries frames exactly like a raw-QUIC client bidi stream: the first is
-the control stream, the second the message stream. Stream data after the WebTransport
+the control stream, the second the message stream. Client unidirectional WebTransport
+streams are file uploads and downloads go out on server-opened ones, as on raw QUIC
+(PROTOCOL.md "Files"). Stream data after the WebTransport
 stream header is raw bytes (aioquic strips the header), and replies are written with
 ``send_stream_data`` on the same QUIC stream.
 
@@ -22,10 +24,10 @@ from typing import TYPE_CHECKING
 
 from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived, WebTransportStreamDataReceived
-from aioquic.quic.events import QuicEvent
+from aioquic.quic.events import QuicEvent, StopSendingReceived, StreamReset
 
 from ..protocol.codes import Code
-from .streams import send_or_drop
+from .streams import QuicFileStreams, send_or_drop
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -46,9 +48,12 @@ class WebTransportSession:
 
     kind = "webtransport"
 
-    def __init__(self, peer: QuicPeer, session_id: int) -> None:
+    def __init__(self, peer: QuicPeer, session_id: int, h3: H3Connection) -> None:
         self._peer = peer
         self.session_id = session_id
+        self.file_streams = QuicFileStreams(
+            peer, lambda: h3.create_webtransport_stream(session_id, is_unidirectional=True)
+        )
 
     @property
     def remote_address(self) -> tuple[str, int]:
@@ -84,6 +89,10 @@ class WebTransportHandler:
         self._session: WebTransportSession | None = None
 
     def handle_event(self, event: QuicEvent) -> None:
+        if isinstance(event, StreamReset | StopSendingReceived):
+            connection = self._peer.connection
+            if connection is not None:
+                connection.stream_aborted(event.stream_id)
         for h3_event in self._h3.handle_event(event):
             self._on_h3_event(h3_event)
 
@@ -114,7 +123,7 @@ class WebTransportHandler:
         if self._session is not None:  # one imaccess session per QUIC connection
             self._h3.send_headers(stream_id, [(b":status", b"409")], end_stream=True)
             return
-        self._session = WebTransportSession(self._peer, stream_id)
+        self._session = WebTransportSession(self._peer, stream_id, self._h3)
         self._h3.send_headers(stream_id, [(b":status", b"200")])
         # the auth deadline starts now; a refusal closes the QUIC connection with its code
         self._peer.open(self._session)
@@ -125,11 +134,13 @@ class WebTransportHandler:
         if session is None or event.session_id != session.session_id:
             self._peer.quic.stop_stream(stream_id, int(Code.PROTOCOL_ERROR))
             return
-        if stream_id & 0x3:  # unidirectional, or server-initiated: no use for them
-            if stream_id & 0x2 and not stream_id & 0x1:
-                self._peer.quic.stop_stream(stream_id, int(Code.PROTOCOL_ERROR))
-            return
         connection: Connection | None = self._peer.connection
+        if stream_id & 0x1:  # server-initiated: nothing arrives on those
+            return
+        if stream_id & 0x2:  # client unidirectional: a file upload
+            if connection is not None:
+                connection.receive_upload(stream_id, event.data, event.stream_ended)
+            return
         if connection is not None and event.data:
             connection.receive(
                 stream_id, event.data, self._peer.now(), early_data=not self._peer.handshake_done
