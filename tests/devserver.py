@@ -12,9 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from imaccess.auth import issue_token
+from imaccess.client import Client
+from imaccess.settings import load_settings
+
 TEST_SECRET = "imaccess-test-secret-0123456789-0123456789-0123456789"
 
-__all__ = ["cli_env", "dev_server", "imaccess_command"]
+__all__ = ["cli_env", "dev_client", "dev_server", "imaccess_command"]
 
 
 def _free_udp_port() -> int:
@@ -62,3 +66,16 @@ async def dev_server(cli_env: dict[str, str]) -> AsyncIterator[asyncio.subproces
     yield proc
     proc.terminate()
     assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+def dev_client(env: dict[str, str], user_id: int, **kwargs: object) -> Client:
+    """An SDK client of the ``dev_server`` (use with ``async with``)."""
+    host, port = env["IMACCESS_LISTEN"].split(":")
+    return Client(
+        host,
+        int(port),
+        token=issue_token(load_settings(environ=env).auth, user_id),
+        ca_file=str(Path(env["IMACCESS_QUIC_STATE_DIR"]) / "dev-cert.pem"),
+        server_name="localhost",
+        **kwargs,  # type: ignore[arg-type]
+    )

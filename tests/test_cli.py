@@ -6,7 +6,9 @@ import asyncio
 from pathlib import Path
 
 from imaccess.client import Client
+from imaccess.client.files import file_info
 
+from .devserver import dev_client
 from .devserver import imaccess_command as _imaccess
 
 
@@ -37,15 +39,7 @@ async def test_token_command_prints_a_token_the_gateway_accepts(
 async def test_chat_command_sends_and_shows_messages(
     cli_env: dict[str, str], dev_server: asyncio.subprocess.Process
 ) -> None:
-    from imaccess.auth import issue_token
-    from imaccess.settings import load_settings
-
-    host, port = cli_env["IMACCESS_LISTEN"].split(":")
-    ca = Path(cli_env["IMACCESS_QUIC_STATE_DIR"]) / "dev-cert.pem"
-    auth = load_settings(environ=cli_env).auth
-    async with Client(
-        host, int(port), token=issue_token(auth, 2), ca_file=str(ca), server_name="localhost"
-    ) as bob:
+    async with dev_client(cli_env, 2) as bob:
         chat = await _imaccess(
             cli_env, "chat", "--user", "1", "--peer", "2", stdin=asyncio.subprocess.PIPE
         )
@@ -59,5 +53,39 @@ async def test_chat_command_sends_and_shows_messages(
         await bob.send(1, "hello back")
         shown = await _line(chat.stdout, b"[")
         assert b"2 -> 1: hello back" in shown
+        chat.stdin.close()
+        assert await asyncio.wait_for(chat.wait(), 10) == 0
+
+
+async def test_chat_command_sends_and_saves_files(
+    cli_env: dict[str, str], dev_server: asyncio.subprocess.Process, tmp_path: Path
+) -> None:
+    async with dev_client(cli_env, 2) as bob:
+        chat = await _imaccess(
+            cli_env, "chat", "--user", "1", "--peer", "2", stdin=asyncio.subprocess.PIPE
+        )
+        assert chat.stdin is not None
+        await _line(chat.stdout, b"connected as user 1")
+        outgoing = tmp_path / "report.csv"
+        outgoing.write_bytes(b"a,b\n1,2\n" * 1000)
+        chat.stdin.write(f"/send {outgoing}\n".encode())
+        await chat.stdin.drain()
+        await _line(chat.stdout, b"  \xe2\x9c\x93 file sent")
+        announced = await bob.next_message(10)
+        info = file_info(announced)
+        assert info is not None and info.name == "report.csv"
+        await bob.fetch_file(info.file_id, tmp_path / "bob.csv")
+        assert (tmp_path / "bob.csv").read_bytes() == outgoing.read_bytes()
+
+        incoming = tmp_path / "photo.png"
+        incoming.write_bytes(bytes(range(256)) * 100)
+        ack = await bob.send_file(1, incoming)
+        shown = await _line(chat.stdout, b"[")
+        assert f"file photo.png (25600 bytes) - /save {ack.file_id}".encode() in shown
+        saved = tmp_path / "saved.png"
+        chat.stdin.write(f"/save {ack.file_id} {saved}\n".encode())
+        await chat.stdin.drain()
+        await _line(chat.stdout, b"  \xe2\x9c\x93 saved photo.png")
+        assert saved.read_bytes() == incoming.read_bytes()
         chat.stdin.close()
         assert await asyncio.wait_for(chat.wait(), 10) == 0

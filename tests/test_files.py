@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from imaccess.auth import issue_token
 from imaccess.client import Client, ClientError, SendFailed
 from imaccess.client.files import file_info
 from imaccess.embedded import EmbeddedGateway
@@ -26,9 +25,10 @@ from imaccess.protocol import (
     Packet,
     encode_packet,
 )
-from imaccess.settings import Settings, load_settings
+from imaccess.settings import Settings
 
 from .conftest import ClientFactory, token_for
+from .devserver import dev_client
 from .rawquic import RawPeer
 
 
@@ -247,23 +247,14 @@ async def _chat_latencies(sender: Client, to_user: int, count: int) -> list[floa
     return latencies
 
 
-def _dev_client(env: dict[str, str], user_id: int) -> Client:
-    host, port = env["IMACCESS_LISTEN"].split(":")
-    return Client(
-        host,
-        int(port),
-        token=issue_token(load_settings(environ=env).auth, user_id),
-        ca_file=str(Path(env["IMACCESS_QUIC_STATE_DIR"]) / "dev-cert.pem"),
-        server_name="localhost",
-        ack_timeout=10.0,
-    )
-
-
 async def test_a_50_mb_file_does_not_hold_up_chat_on_the_same_connection(
     cli_env: dict[str, str], dev_server: object, tmp_path: Path
 ) -> None:
     # The node runs in its own process (`imaccess dev`), on the other core.
-    async with _dev_client(cli_env, 1) as alice, _dev_client(cli_env, 2) as bob:
+    async with (
+        dev_client(cli_env, 1, ack_timeout=10.0) as alice,
+        dev_client(cli_env, 2, ack_timeout=10.0) as bob,
+    ):
         size = 50 * 1024 * 1024
         data = _write(tmp_path / "video.mp4", size)
         baseline = statistics.median(await _chat_latencies(alice, 2, 20))

@@ -14,11 +14,14 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .auth import issue_token
 from .logs import configure_logging
 from .settings import Settings, load_settings, split_host_port
+
+if TYPE_CHECKING:
+    from .client import Client
 
 __all__ = ["main"]
 
@@ -191,6 +194,7 @@ async def _broadcast(settings: Settings, text: str) -> int:
 
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     from .client import Client, ClientError
+    from .client.files import file_info
     from .embedded import resolve_certificate
 
     host, port = split_host_port(args.server or settings.listen)
@@ -214,13 +218,18 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"connected as user {client.user_id} to {client.node_id} (conn {client.conn_id})")
     print("type a message and press enter; '@ID text' sends to user ID; Ctrl-D quits")
+    print("files: '/send PATH' (or '/send @ID PATH'), '/save FILE_ID [PATH]'")
 
     async def show_incoming() -> None:
         async for message in client.messages():
             direction = "you" if message.from_user == client.user_id else f"{message.from_user}"
-            print(
-                f"[{message.seq}] {direction} -> {message.to_user}: {message.content}", flush=True
+            info = file_info(message)
+            text = (
+                f"file {info.name} ({info.size} bytes) - /save {info.file_id}"
+                if info
+                else message.content
             )
+            print(f"[{message.seq}] {direction} -> {message.to_user}: {text}", flush=True)
 
     printer = asyncio.create_task(show_incoming())
     reader = asyncio.StreamReader()
@@ -228,6 +237,9 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
         while line := (await reader.readline()).decode().strip():
+            if line.startswith(("/send ", "/save ")):
+                await _file_command(client, line, args.peer)
+                continue
             to_user, text = _parse_line(line, args.peer)
             if to_user is None:
                 print("no peer: start the line with @ID or pass --peer", file=sys.stderr)
@@ -243,6 +255,26 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await printer
     return 0
+
+
+async def _file_command(client: Client, line: str, peer: int | None) -> None:
+    from .client import ClientError
+
+    command, _, rest = line.partition(" ")
+    try:
+        if command == "/send":
+            to_user, path = _parse_line(rest.strip(), peer)
+            if to_user is None:
+                print("no peer: '/send @ID PATH' or pass --peer", file=sys.stderr)
+                return
+            ack = await client.send_file(to_user, path)
+            print(f"  ✓ file sent (file id {ack.file_id})", flush=True)
+        else:
+            file_id, _, path = rest.strip().partition(" ")
+            header = await client.fetch_file(file_id, path or file_id)
+            print(f"  ✓ saved {header.name} to {path or file_id}", flush=True)
+    except (ClientError, OSError) as exc:
+        print(f"  ✗ {command[1:]} failed: {exc}", file=sys.stderr, flush=True)
 
 
 def _parse_line(line: str, peer: int | None) -> tuple[int | None, str]:
