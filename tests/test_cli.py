@@ -12,7 +12,7 @@ from .devserver import dev_client
 from .devserver import imaccess_command as _imaccess
 
 
-async def _line(stream: asyncio.StreamReader | None, prefix: bytes, timeout: float = 10) -> bytes:
+async def _line(stream: asyncio.StreamReader | None, prefix: bytes, timeout: float = 30) -> bytes:
     assert stream is not None
     while True:
         line = await asyncio.wait_for(stream.readline(), timeout)
