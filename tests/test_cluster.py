@@ -5,6 +5,7 @@ SDK; processes are killed with SIGKILL to show that nothing acked is lost."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import uuid
@@ -19,6 +20,7 @@ import redis.asyncio as aioredis
 
 from imaccess.auth import issue_token
 from imaccess.client import Client, Disconnected
+from imaccess.client.files import file_info
 from imaccess.localcluster import LocalCluster
 from imaccess.protocol import Code, Delivery
 from imaccess.redis_store import RedisLocationStore
@@ -104,6 +106,19 @@ async def test_cross_node_chat(cluster: LocalCluster, connect: Connect) -> None:
     assert (got.msg_id, got.from_user, got.content) == (ack.msg_id, a, "across nodes")
     reply = await bob.send(a, "and back")
     assert (await alice.next_message(10)).msg_id == reply.msg_id
+
+
+async def test_a_file_uploaded_on_one_node_is_fetched_on_the_other(
+    connect: Connect, tmp_path: Path
+) -> None:
+    a, b = _user(), _user()
+    alice, bob = await connect(a, 0), await connect(b, 1)
+    (tmp_path / "slides.pdf").write_bytes(os.urandom(400_000))
+    ack = await alice.send_file(b, tmp_path / "slides.pdf")
+    info = file_info(await bob.next_message(10))
+    assert info is not None and info.file_id == ack.file_id
+    await bob.fetch_file(info.file_id, tmp_path / "got.pdf")
+    assert (tmp_path / "got.pdf").read_bytes() == (tmp_path / "slides.pdf").read_bytes()
 
 
 async def test_devices_on_both_nodes_each_get_every_message(

@@ -117,6 +117,8 @@ class LocalCluster:
             "IMACCESS_NATS_URL": self.nats_url,
             "IMACCESS_REDIS_URL": self.redis_url,
             "IMACCESS_QUIC_STATE_DIR": str(self.workdir / "state"),
+            # one blob store for every access node: a recipient may fetch from any of them
+            "IMACCESS_FILES_DIRECTORY": str(self.workdir / "files"),
             **self._extra_env,
         }
 
