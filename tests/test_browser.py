@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -320,3 +321,218 @@ async def test_page_falls_back_to_websocket_when_webtransport_fails(
         ) as peer:
             await browser.type_and_send("f", "after the fallback")
             assert (await peer.next_message(10)).content == "after the fallback"
+
+
+# ---- files (PROTOCOL.md "Files"): WebTransport unidirectional streams; WebSocket: 1016 -------
+
+# JS helpers evaluated in a page: a random File of N bytes kept as window.testFile, the hex
+# SHA-256 of a Blob, and the demo's "attach" input fed with window.testFile
+MAKE_FILE = """(async () => {{
+  const data = new Uint8Array({size});
+  for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+  window.testFile = new File([data], {name}, {{ type: 'application/octet-stream' }});
+  window.hexOf = async (blob) => [...new Uint8Array(await crypto.subtle.digest('SHA-256',
+    await blob.arrayBuffer()))].map(b => b.toString(16).padStart(2, '0')).join('');
+  return await hexOf(testFile);
+}})()"""
+ATTACH = """(() => {
+  const dt = new DataTransfer();
+  dt.items.add(testFile);
+  const input = document.getElementById('attach');
+  input.files = dt.files;
+  input.dispatchEvent(new Event('change'));
+})()"""
+UPLOAD_DONE = (
+    "demo.uploads.length >= {n} && ['sent', 'failed'].includes(demo.uploads[{n} - 1].state)"
+)
+# the code an SDK promise rejects with, or 'resolved'
+CODE_OF = "({call}).then(() => 'resolved', e => e.name === 'ImaccessError' ? e.code : String(e))"
+
+
+async def make_file(browser: Browser, page: str, size: int, name: str) -> str:
+    sha: str = await browser.eval(page, MAKE_FILE.format(size=size, name=json.dumps(name)))
+    return sha
+
+
+async def test_page_sends_a_file_to_python_and_fetches_it_back(
+    gateway: EmbeddedGateway, browser: Browser, client: ClientFactory, tmp_path: Path
+) -> None:
+    py = await client(602)
+    await browser.open("u", page_url(gateway, user=601, peer=602))
+    assert await browser.connected("u") == "webtransport"
+    size = 3 * 1024 * 1024 + 12345  # several MB, generated in the page
+    sha = await make_file(browser, "u", size, "random.bin")
+
+    # the demo's attach input: sendFile on a unidirectional stream, with a progress bar
+    await browser.eval("u", ATTACH)
+    upload = await browser.wait("u", f"{UPLOAD_DONE.format(n=1)} && demo.uploads[0]", timeout=60)
+    assert upload["state"] == "sent", upload
+    assert upload["sent"] == size  # the last onProgress saw every byte
+    file_id = upload["fileId"]
+
+    # the recipient (Python SDK) gets the chat message announcing the file
+    message = await py.next_message(timeout=10)
+    assert (message.from_user, message.to_user, message.content_type) == (601, 602, 1)
+    assert message.msg_id == upload["msgId"]
+    assert json.loads(message.content) == {
+        "file_id": file_id,
+        "name": "random.bin",
+        "size": size,
+        "mime_type": "application/octet-stream",
+        "sha256": sha,
+    }
+    # the recipient downloads it with the Python SDK: the same bytes
+    header = await py.fetch_file(file_id, tmp_path / "from-page.bin")
+    assert header.code == 0 and header.size == size
+    assert hashlib.sha256((tmp_path / "from-page.bin").read_bytes()).hexdigest() == sha
+    # the sender's bubble became a download button
+    assert await browser.wait("u", "document.querySelectorAll('.msg.out button.file').length === 1")
+
+    # back from the server: the SDK checks the hash itself; the page checks it again
+    fetched = await browser.eval(
+        "u",
+        f"""(async () => {{
+          const progress = [];
+          const f = await demo.client.fetchFile({json.dumps(file_id)},
+            {{ onProgress: (n, total) => progress.push([n, total]) }});
+          return {{ name: f.name, size: f.size, mimeType: f.mimeType, sha256: f.sha256,
+                   got: f.data.size, hash: await hexOf(f.data), last: progress.at(-1) }};
+        }})()""",
+    )
+    assert fetched == {
+        "name": "random.bin",
+        "size": size,
+        "mimeType": "application/octet-stream",
+        "sha256": sha,
+        "got": size,
+        "hash": sha,
+        "last": [size, size],
+    }
+    # resumed from an offset: only the tail comes, and it is the file's tail
+    tail = await browser.eval(
+        "u",
+        f"""(async () => {{
+          const from = {size - 1000};
+          const f = await demo.client.fetchFile({json.dumps(file_id)}, {{ offset: from }});
+          const same = await hexOf(f.data) === await hexOf(testFile.slice(from));
+          return [f.offset, f.data.size, same];
+        }})()""",
+    )
+    assert tail == [size - 1000, 1000, True]
+    # the demo's button downloads it too (fetchFile, then an object URL)
+    await browser.eval("u", "document.querySelector('.msg.out button.file').click()")
+    download = await browser.wait(
+        "u", "demo.downloads[0] && demo.downloads[0].state !== 'fetching' && demo.downloads[0]"
+    )
+    assert (download["state"], download["sha256"], download["received"]) == ("saved", sha, size)
+    # chat still flows on the bidi streams
+    await browser.type_and_send("u", "after the file")
+    assert (await py.next_message(timeout=10)).content == "after the file"
+
+
+async def test_page_file_refusals_and_abort_over_webtransport(
+    settings: Settings, browser: Browser
+) -> None:
+    settings.files.max_size = 3 * 1024 * 1024
+    async with (
+        EmbeddedGateway(settings) as gateway,
+        Client(
+            *gateway.address,
+            token=token_for(settings, 612),
+            ca_file=gateway.cert_file,
+            server_name="localhost",
+        ) as py,
+    ):
+        await browser.open("e", page_url(gateway, user=611, peer=612))
+        assert await browser.connected("e") == "webtransport"
+        await make_file(browser, "e", 2 * 1024 * 1024, "big.bin")
+        # an offer the server refuses (to_user 0): FileAck 1017 INVALID_OFFER
+        call = "demo.client.sendFile(0, new Blob(['x']))"
+        assert await browser.eval("e", CODE_OF.format(call=call)) == 1017
+        # over files.max_size: FileAck 1010 and STOP_SENDING at once, the rest is not sent
+        call = "demo.client.sendFile(612, new Blob([new Uint8Array(4 * 1024 * 1024)]))"
+        assert await browser.eval("e", CODE_OF.format(call=call)) == 1010
+        # a file that does not exist (or is not ours): FileHeader 1013 on the request's stream
+        assert await browser.eval("e", CODE_OF.format(call="demo.client.fetchFile('nope')")) == 1013
+        # aborted mid-way: the stream is reset, the server keeps and announces nothing
+        aborted = await browser.eval(
+            "e",
+            """(async () => {
+              const ac = new AbortController();
+              const p = demo.client.sendFile(612, testFile, { signal: ac.signal, msgId: 'aborted-1',
+                onProgress: (n) => { if (n >= 256 * 1024) ac.abort(); } });
+              return await p.then(() => 'resolved', e => e.name);
+            })()""",
+        )
+        assert aborted == "AbortError"
+        await browser.type_and_send("e", "marker")  # nothing may come before it
+        message = await py.next_message(timeout=10)
+        assert (message.content_type, message.content) == (0, "marker")
+        # the connection is fine: a whole upload still works
+        ok = await browser.eval("e", "demo.client.sendFile(612, testFile).then(r => r.size)")
+        assert ok == 2 * 1024 * 1024
+        assert (await py.next_message(timeout=10)).content_type == 1
+        # leave before the gateway stops, so that it need not drain the page's connection
+        await browser.call("goto", page="e", url="about:blank")
+
+
+async def test_python_sends_a_file_the_page_downloads(
+    gateway: EmbeddedGateway, browser: Browser, client: ClientFactory, tmp_path: Path
+) -> None:
+    py = await client(802)
+    await browser.open("d", page_url(gateway, user=801, peer=802))
+    assert await browser.connected("d") == "webtransport"
+    source = tmp_path / "report.pdf"
+    source.write_bytes(os.urandom(1024 * 1024 + 7))
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    ack = await py.send_file(801, source)
+    assert ack.code == 0
+    # the page shows the file message as a button; clicking it downloads and saves the file
+    got = await browser.wait("d", "demo.received.length >= 1 && demo.received[0]")
+    assert got["contentType"] == 1 and got["fromUser"] == 802
+    sdk_file_info = "import('/static/imaccess.js').then(sdk => sdk.fileInfo(demo.received[0]))"
+    info = await browser.eval("d", sdk_file_info)
+    assert info == {
+        "fileId": ack.file_id,
+        "name": "report.pdf",
+        "size": source.stat().st_size,
+        "mimeType": "application/pdf",
+        "sha256": sha,
+    }
+    await browser.eval("d", "document.querySelector('.msg.in button.file').click()")
+    download = await browser.wait(
+        "d", "demo.downloads[0] && demo.downloads[0].state !== 'fetching' && demo.downloads[0]"
+    )
+    assert (download["state"], download["sha256"], download["received"]) == (
+        "saved",
+        sha,
+        source.stat().st_size,
+    )
+
+
+async def test_websocket_page_gets_1016_for_files(
+    gateway: EmbeddedGateway, browser: Browser, client: ClientFactory, tmp_path: Path
+) -> None:
+    py = await client(702)
+    source = tmp_path / "for-701.txt"
+    source.write_text("a file the page may fetch, but not over WebSocket")
+    ack = await py.send_file(701, source)
+    await browser.open("w", page_url(gateway, user=701, peer=702, transport="websocket"))
+    assert await browser.connected("w") == "websocket"
+    await make_file(browser, "w", 1000, "small.bin")
+    # sendFile: refused at once by the SDK, nothing is sent
+    assert (
+        await browser.eval("w", CODE_OF.format(call="demo.client.sendFile(702, testFile)")) == 1016
+    )
+    # the demo shows the failure
+    await browser.eval("w", ATTACH)
+    upload = await browser.wait("w", f"{UPLOAD_DONE.format(n=1)} && demo.uploads[0]")
+    assert upload["state"] == "failed" and upload["error"].startswith("1016"), upload
+    # the file message came (Sync); fetching it: the server answers FileHeader{1016}
+    got = await browser.wait("w", "demo.received.length >= 1 && demo.received[0]")
+    assert got["contentType"] == 1 and json.loads(got["content"])["file_id"] == ack.file_id
+    call = f"demo.client.fetchFile({json.dumps(ack.file_id)})"
+    assert await browser.eval("w", CODE_OF.format(call=call)) == 1016
+    # still connected, chat works
+    await browser.type_and_send("w", "still here")
+    assert (await py.next_message(timeout=10)).content == "still here"

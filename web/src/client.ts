@@ -1,13 +1,15 @@
 // ImaccessClient: the browser SDK. WebTransport first (serverCertificateHashes from the
 // config), WebSocket as fallback, the PROTOCOL.md cursor, acks, heartbeats and reconnects.
 import {
-  type AuthInfo, type ChatMessage, Delivery, encodeAuth, encodeChat, encodeFrame, encodeSync,
-  decodeAuthResponse, decodeChat, decodeError, decodeKick, decodeMessageAck, decodeNotice,
-  decodeSyncResponse, type Frame, FrameDecoder, FrameError, type MessageAckInfo, MsgType,
-  type NoticeInfo, type SyncResult,
+  type AuthInfo, type ChatMessage, Delivery, encodeAuth, encodeChat, encodeFileOffer, encodeFileRequest,
+  encodeFrame, encodeSync, decodeAuthResponse, decodeChat, decodeError, decodeFileAck, decodeFileHeader,
+  decodeKick, decodeMessageAck, decodeNotice, decodeSyncResponse, type Frame, FrameDecoder, FrameError,
+  type MessageAckInfo, MsgType, type NoticeInfo, type SyncResult, takeFrame, toHex,
 } from './codec.js';
+import { Sha256 } from './sha256.js';
 
 export * from './codec.js';
+export { Sha256, sha256 } from './sha256.js';
 
 export type TransportKind = 'webtransport' | 'websocket';
 export type State = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'stopped';
@@ -41,10 +43,57 @@ export interface ClientOptions {
 }
 
 export class ImaccessError extends Error {
-  constructor(public readonly code: number, message: string) { super(`${code}: ${message}`); }
+  constructor(public readonly code: number, message: string) {
+    super(`${code}: ${message}`);
+    this.name = 'ImaccessError';
+  }
 }
 
 export interface CloseInfo { code: number; reason: string; reconnectAfterMs?: number }
+
+/** Request-level codes of file transfers (PROTOCOL.md "Codes" and "Files"). */
+export const FileCode = {
+  INVALID_MESSAGE: 1002, UNAVAILABLE: 1005, FILE_TOO_LARGE: 1010, FILE_HASH_MISMATCH: 1011,
+  FILE_SIZE_MISMATCH: 1012, FILE_NOT_FOUND: 1013, TOO_MANY_TRANSFERS: 1014, TRANSFER_STALLED: 1015,
+  NOT_SUPPORTED_ON_TRANSPORT: 1016, INVALID_OFFER: 1017,
+} as const;
+
+export interface SendFileOptions {
+  /** Id of the chat message that announces the file (default: a random UUID). */
+  msgId?: string;
+  /** Default: the Blob's `type`. */
+  mimeType?: string;
+  /** Default: the File's `name`, else 'file'. */
+  name?: string;
+  /** Called as content is handed to the stream (bytes so far, file size). */
+  onProgress?: (sentBytes: number, total: number) => void;
+  /** Aborting resets the upload stream; the server keeps nothing and sends no FileAck. */
+  signal?: AbortSignal;
+}
+
+/** The FileAck of a stored and announced file, with what was offered. */
+export interface FileSent {
+  fileId: string; msgId: string; serverSeq: number; timestamp: number;
+  name: string; size: number; mimeType: string; sha256: string;
+}
+
+export interface FetchFileOptions {
+  /** Resume from this byte (the returned data starts there; the hash is not checked then). */
+  offset?: number;
+  /** Called as content arrives (bytes of the file up to here, counting `offset`; file size). */
+  onProgress?: (received: number, total: number) => void;
+  /** Aborting stops the download stream (STOP_SENDING). */
+  signal?: AbortSignal;
+}
+
+export interface FetchedFile {
+  fileId: string; name: string; mimeType: string;
+  /** The whole file's size and SHA-256 (hex), as the server stored it. */
+  size: number; sha256: string;
+  /** Where `data` starts in the file. */
+  offset: number;
+  data: Blob;
+}
 
 interface Events {
   message: ChatMessage;
@@ -69,12 +118,16 @@ interface Link {
   /** The message stream (WebTransport) or the control channel again (WebSocket). */
   message: Channel | null;
   openMessageStream(): Promise<Channel>;
+  /** A new unidirectional stream for an upload (WebTransport only). */
+  openUploadStream?(): Promise<WritableStream<Uint8Array>>;
   close(code?: number, reason?: string): void;
 }
 
 interface LinkHandlers {
   frame(link: Link, frame: Frame, channel: Channel): void;
   lost(link: Link, info: CloseInfo): void;
+  /** A server-opened unidirectional stream: its first frame, then the rest of the stream. */
+  download(link: Link, frame: Frame, reader: ReadableStreamDefaultReader<Uint8Array>, rest: Uint8Array): void;
 }
 
 function b64ToBytes(s: string): Uint8Array {
@@ -139,9 +192,39 @@ async function openWebTransport(url: string, certSha256: string | undefined, h: 
     control: null as unknown as Channel,
     message: null,
     async openMessageStream() { link.message = await openStream(); return link.message; },
+    async openUploadStream() { return await wt.createUnidirectionalStream() as WritableStream<Uint8Array>; },
     close(code = 0, reason = '') { lost = true; try { wt.close({ closeCode: code, reason }); } catch { /* closed */ } },
   };
   (link as { control: Channel }).control = await openStream();
+  // downloads: one reader of the server's unidirectional streams for the whole session
+  const readHead = async (stream: ReadableStream<Uint8Array>) => {
+    const reader = stream.getReader();
+    let buf = new Uint8Array(0);
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;  // ended before its first frame: nothing to do
+        const joined = new Uint8Array(buf.length + value.length);
+        joined.set(buf, 0);
+        joined.set(value, buf.length);
+        buf = joined;
+        const taken = takeFrame(buf);
+        if (taken) { h.download(link, taken.frame, reader, buf.slice(taken.end)); return; }
+      }
+    } catch {
+      reader.cancel().catch(() => undefined);  // a bad first frame or a reset: drop this stream
+    }
+  };
+  (async () => {
+    const streams = (wt.incomingUnidirectionalStreams as ReadableStream<ReadableStream<Uint8Array>>).getReader();
+    try {
+      for (;;) {
+        const { value, done } = await streams.read();
+        if (done) return;
+        void readHead(value);
+      }
+    } catch { /* the session is gone */ }
+  })();
   wt.closed.then(
     (info) => lose({ code: info?.closeCode ?? 0, reason: info?.reason ?? 'session closed' }),
     (e) => lose({ code: 0, reason: String(e) }));
@@ -197,7 +280,14 @@ async function openWebSocket(url: string, h: LinkHandlers, timeoutMs: number): P
 
 // ---- the client ---------------------------------------------------------------------------
 
-interface Pending { resolve(f: Frame): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> }
+interface DownloadStream { reader: ReadableStreamDefaultReader<Uint8Array>; rest: Uint8Array }
+interface Pending {
+  resolve(f: Frame, stream?: DownloadStream): void;
+  reject(e: Error): void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Also takes a FileHeader arriving as the first frame of a download stream. */
+  download?: boolean;
+}
 
 class LinkLost extends Error {}
 
@@ -218,6 +308,26 @@ function defaultDeviceId(): string {
 }
 
 const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
+
+const abortError = (signal: AbortSignal): Error =>
+  signal.reason instanceof Error ? signal.reason : new DOMException('aborted', 'AbortError');
+
+/** Up to this size a file is hashed by WebCrypto in one piece; above, chunk by chunk. */
+const WHOLE_HASH_LIMIT = 32 * 1024 * 1024;
+
+async function hashBlob(blob: Blob, signal?: AbortSignal): Promise<Uint8Array> {
+  if (blob.size <= WHOLE_HASH_LIMIT && globalThis.crypto?.subtle) {
+    return new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
+  }
+  const h = new Sha256();
+  const reader = blob.stream().getReader();
+  for (;;) {
+    if (signal?.aborted) { reader.cancel().catch(() => undefined); throw abortError(signal); }
+    const { value, done } = await reader.read();
+    if (done) return h.digest();
+    h.update(value);
+  }
+}
 
 export class ImaccessClient {
   readonly deviceId: string;
@@ -319,8 +429,7 @@ export class ImaccessClient {
   /** Send a text message; resolves with the MessageAck (code 0). Retries with the same msg_id. */
   async send(to: number, content: string, opts: { msgId?: string; contentType?: number } = {}): Promise<MessageAckInfo> {
     const msgId = opts.msgId ?? randomId();
-    this.sentIds.add(msgId);
-    if (this.sentIds.size > 10000) this.sentIds.delete(this.sentIds.values().next().value!);
+    this.rememberSent(msgId);
     const payload = encodeChat(msgId, to, content, opts.contentType ?? 0);
     let lastError: Error = new Error('not sent');
     for (let attempt = 0; attempt < this.opts.sendAttempts; attempt++) {
@@ -347,6 +456,178 @@ export class ImaccessClient {
       }
     }
     throw new ImaccessError(1005, `no ack for ${msgId}: ${lastError.message}`);
+  }
+
+  /**
+   * Upload a file to `toUser` on its own WebTransport unidirectional stream (PROTOCOL.md
+   * "Files"): one FileOffer frame, the content, FIN. Resolves on the FileAck (code 0), when
+   * the chat message announcing the file (contentType 1, see `fileInfo`) has been stored.
+   * Rejects with an ImaccessError carrying the refusal's code; at once with 1016
+   * NOT_SUPPORTED_ON_TRANSPORT over WebSocket; with the signal's reason when aborted (the
+   * stream is reset, the server keeps nothing). Not retried: call again (same msgId) to retry.
+   */
+  async sendFile(toUser: number, file: Blob, opts: SendFileOptions = {}): Promise<FileSent> {
+    const { signal } = opts;
+    const notSupported = () => new ImaccessError(FileCode.NOT_SUPPORTED_ON_TRANSPORT,
+      `files need WebTransport streams; this connection is ${this._transport}`);
+    if (signal?.aborted) throw abortError(signal);
+    if (this._state === 'connected' && !this.link?.openUploadStream) throw notSupported();
+    const digest = await hashBlob(file, signal);
+    if (signal?.aborted) throw abortError(signal);
+    await this.whenConnected();
+    const link = this.link;
+    if (!link?.openUploadStream) throw notSupported();
+    const msgId = opts.msgId ?? randomId();
+    const name = opts.name || (file as Partial<File>).name || 'file';
+    const mimeType = opts.mimeType ?? file.type ?? '';
+    const size = file.size;
+    const offer = encodeFileOffer({ msgId, toUser, name, size, mimeType, sha256: digest });
+    this.rememberSent(msgId);
+    const writable = await link.openUploadStream();
+    if (this.link !== link) {  // reconnected meanwhile: seqs restarted on the new link
+      writable.abort().catch(() => undefined);
+      throw new LinkLost('connection lost before the upload started');
+    }
+    const writer = writable.getWriter();
+    const seq = this.nextSeq++;
+    const ack = this.expect(seq);
+    let answered = false;
+    const untilAnswered = ack.reply.then(() => { answered = true; }, () => { answered = true; });
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      writer.abort(signal!.reason).catch(() => undefined);  // RESET_STREAM
+      ack.cancel(abortError(signal!));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      let writeError: Error | null = null;
+      try {
+        await Promise.race([writer.ready, untilAnswered]);
+        await writer.write(encodeFrame(MsgType.FileOffer, seq, offer, Date.now()));
+        this.lastWritten = Date.now();
+        const reader = file.stream().getReader();
+        let sent = 0;
+        try {
+          while (!aborted && !answered) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            await Promise.race([writer.ready, untilAnswered]);  // backpressure
+            if (aborted || answered) break;
+            await writer.write(value);
+            sent += value.length;
+            opts.onProgress?.(sent, size);
+          }
+        } finally {
+          reader.cancel().catch(() => undefined);
+        }
+        if (!aborted && !answered) {
+          const closing = writer.close();  // FIN
+          closing.catch(() => undefined);
+          await Promise.race([closing, untilAnswered]);
+        } else if (!aborted) {
+          writer.abort().catch(() => undefined);  // refused before the end: stop sending
+        }
+      } catch (e) {
+        writeError = e as Error;  // e.g. the server's STOP_SENDING: its FileAck tells why
+      }
+      if (aborted) throw abortError(signal!);
+      ack.arm(this.opts.ackTimeoutMs * 2, 'FileAck');
+      let frame: Frame;
+      try {
+        frame = (await ack.reply).frame;
+      } catch (e) {
+        if (aborted) throw abortError(signal!);
+        throw writeError ?? e;
+      }
+      if (frame.type === MsgType.Error) {
+        const e = decodeError(frame.payload);
+        throw new ImaccessError(e.code, e.message);
+      }
+      if (frame.type !== MsgType.FileAck) throw new ImaccessError(4003, `unexpected reply ${frame.type} to FileOffer`);
+      const a = decodeFileAck(frame.payload);
+      if (a.code !== 0) throw new ImaccessError(a.code, a.message || `file ${name} refused`);
+      return {
+        fileId: a.fileId, msgId: a.msgId || msgId, serverSeq: a.serverSeq, timestamp: a.timestamp,
+        name, size, mimeType, sha256: toHex(digest),
+      };
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Download a file (by the `fileId` of its message, see `fileInfo`): a FileRequest, then the
+   * server's unidirectional stream with a FileHeader and the content. The SHA-256 of the whole
+   * file is checked when `offset` is 0 (else 1011 FILE_HASH_MISMATCH); a refusal rejects with
+   * its code (1013 not found, 1016 over WebSocket, ...).
+   */
+  async fetchFile(fileId: string, opts: FetchFileOptions = {}): Promise<FetchedFile> {
+    const { signal } = opts;
+    if (signal?.aborted) throw abortError(signal);
+    await this.whenConnected();
+    const seq = this.nextSeq++;
+    const reply = this.expect(seq, true);
+    let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+    const onAbort = () => {
+      reply.cancel(abortError(signal!));
+      reader?.cancel(signal!.reason).catch(() => undefined);  // STOP_SENDING
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      try {
+        this.write(MsgType.FileRequest, seq, encodeFileRequest(fileId, opts.offset ?? 0));
+      } catch (e) {
+        reply.cancel(e as Error);
+      }
+      reply.arm(this.opts.ackTimeoutMs * 2, 'FileHeader');
+      const { frame, stream } = await reply.reply;
+      if (frame.type === MsgType.Error) {
+        const e = decodeError(frame.payload);
+        throw new ImaccessError(e.code, e.message);
+      }
+      if (frame.type !== MsgType.FileHeader) throw new ImaccessError(4003, `unexpected reply ${frame.type} to FileRequest`);
+      const h = decodeFileHeader(frame.payload);
+      if (h.code !== 0 || !stream) {
+        stream?.reader.cancel().catch(() => undefined);
+        throw new ImaccessError(h.code || 4003, h.message || `file ${fileId} refused`);
+      }
+      reader = stream.reader;
+      const want = h.size - h.offset;
+      const hash = h.offset === 0 ? new Sha256() : null;
+      const chunks: Uint8Array[] = [];
+      let received = 0;
+      const take = (chunk: Uint8Array) => {
+        if (!chunk.length) return;
+        chunks.push(chunk);
+        hash?.update(chunk);
+        received += chunk.length;
+        opts.onProgress?.(h.offset + received, h.size);
+      };
+      take(stream.rest);
+      for (;;) {
+        if (signal?.aborted) throw abortError(signal);
+        if (received > want) break;
+        const { value, done } = await reader.read();
+        if (done) break;
+        take(value);
+      }
+      if (signal?.aborted) throw abortError(signal);
+      if (received !== want) {
+        reader.cancel().catch(() => undefined);
+        throw new ImaccessError(FileCode.FILE_SIZE_MISMATCH, `file ${fileId}: ${received} bytes after offset ${h.offset}, expected ${want}`);
+      }
+      const sha256 = toHex(h.sha256);
+      if (hash && toHex(hash.digest()) !== sha256) {
+        throw new ImaccessError(FileCode.FILE_HASH_MISMATCH, `file ${fileId}: SHA-256 differs from the header's`);
+      }
+      return {
+        fileId: h.fileId || fileId, name: h.name, mimeType: h.mimeType, size: h.size, sha256, offset: h.offset,
+        data: new Blob(chunks as BlobPart[], { type: h.mimeType }),
+      };
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   /** Sync from the cursor until there is nothing more (also done after every connect). */
@@ -465,6 +746,10 @@ export class ImaccessClient {
     const handlers: LinkHandlers = {
       frame: (link, f, ch) => { if (link === this.link) this.onFrame(f, ch); },
       lost: (link, info) => { if (link === this.link || this.link === null) ended(info); },
+      download: (link, f, reader, rest) => {
+        if (link === this.link) this.onDownloadStream(f, { reader, rest });
+        else reader.cancel().catch(() => undefined);
+      },
     };
     const link = await this.openLink(config, handlers);
     this.linkEnders.set(link, ended);
@@ -539,6 +824,11 @@ export class ImaccessClient {
     if (waiter) waiter(m); else this.queue.push(m);
   }
 
+  private rememberSent(msgId: string): void {
+    this.sentIds.add(msgId);
+    if (this.sentIds.size > 10000) this.sentIds.delete(this.sentIds.values().next().value!);
+  }
+
   private write(type: number, seq: number, payload?: Uint8Array, channel?: Channel): void {
     const link = this.link;
     if (!link) throw new LinkLost('not connected');
@@ -563,6 +853,46 @@ export class ImaccessClient {
         reject(e as Error);
       }
     });
+  }
+
+  /** Wait for the reply with `seq` (no timer until `arm`); `cancel` forgets it. */
+  private expect(seq: number, download = false): {
+    reply: Promise<{ frame: Frame; stream?: DownloadStream }>; arm(ms: number, what: string): void; cancel(e: Error): void;
+  } {
+    let resolve!: (v: { frame: Frame; stream?: DownloadStream }) => void;
+    let reject!: (e: Error) => void;
+    const reply = new Promise<{ frame: Frame; stream?: DownloadStream }>((res, rej) => { resolve = res; reject = rej; });
+    reply.catch(() => undefined);  // the caller may be elsewhere when it fails
+    const p: Pending = { resolve: (frame, stream) => resolve({ frame, stream }), reject, timer: undefined, download };
+    this.pending.set(seq, p);
+    return {
+      reply,
+      arm: (ms, what) => {
+        if (this.pending.get(seq) !== p) return;
+        clearTimeout(p.timer);
+        p.timer = setTimeout(() => {
+          if (this.pending.get(seq) === p) this.pending.delete(seq);
+          reject(new Error(`no ${what} for seq ${seq} in ${ms} ms`));
+        }, ms);
+      },
+      cancel: (e) => {
+        if (this.pending.get(seq) === p) { this.pending.delete(seq); clearTimeout(p.timer); }
+        reject(e);
+      },
+    };
+  }
+
+  private onDownloadStream(f: Frame, stream: DownloadStream): void {
+    this.lastHeard = Date.now();
+    const p = f.seq !== 0 ? this.pending.get(f.seq) : undefined;
+    if (!p?.download || f.type !== MsgType.FileHeader) {
+      this.log(`unexpected download stream (type ${f.type}, seq ${f.seq}); stopping it`);
+      stream.reader.cancel().catch(() => undefined);
+      return;
+    }
+    this.pending.delete(f.seq);
+    clearTimeout(p.timer);
+    p.resolve(f, stream);
   }
 
   private startHeartbeat(intervalMs: number): void {
@@ -612,6 +942,13 @@ export class ImaccessClient {
           const e = decodeError(f.payload);
           this.log(`error ${e.code}: ${e.message}`);
           if (f.seq === 0) this.inband = { code: e.code, reason: e.message };
+          return;
+        }
+        case MsgType.FileAck: {
+          // seq 0: refused before its offer could be read (1014); the upload's own stream
+          // was stopped, so that upload fails on its write
+          const a = decodeFileAck(f.payload);
+          this.log(`FileAck ${a.code} (${a.message}) for no running upload (seq ${f.seq})`);
           return;
         }
         case MsgType.Notice: {

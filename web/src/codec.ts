@@ -7,7 +7,8 @@
 // seqs and timestamps to number (exact below 2^53, which covers every id and ms timestamp).
 import * as flatbuffers from 'flatbuffers';
 import {
-  AuthRequest, AuthResponse, ChatMessage as FbChatMessage, Delivery, Error as FbError, Kick as FbKick,
+  AuthRequest, AuthResponse, ChatMessage as FbChatMessage, Delivery, Error as FbError, FileAck as FbFileAck,
+  FileHeader as FbFileHeader, FileOffer as FbFileOffer, FileRequest as FbFileRequest, Kick as FbKick,
   MessageAck as FbMessageAck, MsgType, Notice as FbNotice, NoticeKind, Packet, SyncRequest,
   SyncResponse as FbSyncResponse,
 } from './gen/im/protocol.js';
@@ -41,20 +42,28 @@ export class FrameDecoder {
     }
     const frames: Frame[] = [];
     let pos = 0;
-    while (this.buf.length - pos >= 4) {
-      const view = new DataView(this.buf.buffer, this.buf.byteOffset + pos);
-      const length = view.getUint32(0, false);
-      if (length > this.maxFrameSize) throw new FrameError(4005, `frame length ${length} too large`);
-      if (length < 2) throw new FrameError(4004, `frame length ${length} < 2`);
-      if (this.buf.length - pos < 4 + length) break;
-      const type = view.getUint16(4, false);
-      const body = this.buf.slice(pos + HEADER_SIZE, pos + 4 + length);  // own, aligned copy
-      frames.push(decodeBody(type, body));
-      pos += 4 + length;
+    for (;;) {
+      const taken = takeFrame(this.buf, pos, this.maxFrameSize);
+      if (!taken) break;
+      frames.push(taken.frame);
+      pos = taken.end;
     }
     this.buf = pos === 0 ? this.buf : this.buf.slice(pos);
     return frames;
   }
+}
+
+/** The whole frame starting at `pos` of `buf` and where it ends, or null if incomplete. */
+export function takeFrame(buf: Uint8Array, pos = 0, maxFrameSize = MAX_FRAME_SIZE): { frame: Frame; end: number } | null {
+  if (buf.length - pos < 4) return null;
+  const view = new DataView(buf.buffer, buf.byteOffset + pos);
+  const length = view.getUint32(0, false);
+  if (length > maxFrameSize) throw new FrameError(4005, `frame length ${length} too large`);
+  if (length < 2) throw new FrameError(4004, `frame length ${length} < 2`);
+  if (buf.length - pos < 4 + length) return null;
+  const type = view.getUint16(4, false);
+  const body = buf.slice(pos + HEADER_SIZE, pos + 4 + length);  // own, aligned copy
+  return { frame: decodeBody(type, body), end: pos + 4 + length };
 }
 
 export function decodeBody(headerType: number, body: Uint8Array): Frame {
@@ -187,6 +196,114 @@ export function decodeNotice(p: Uint8Array): NoticeInfo {
   needTable(p);
   const n = FbNotice.getRootAsNotice(bb(p));
   return { kind: n.kind(), code: n.code(), message: n.message() ?? '', reconnectAfterMs: n.reconnectAfterMs() };
+}
+
+// ---- files (PROTOCOL.md "Files"): 64-bit sizes as number (exact below 2^53 bytes) ------------
+
+export interface FileOfferInfo {
+  msgId: string; toUser: number; name: string; size: number; mimeType: string; sha256: Uint8Array;
+}
+export interface FileAckInfo {
+  code: number; message: string; fileId: string; msgId: string; serverSeq: number; timestamp: number;
+}
+export interface FileRequestInfo { fileId: string; offset: number }
+export interface FileHeaderInfo {
+  code: number; message: string; fileId: string; name: string; size: number; mimeType: string;
+  sha256: Uint8Array; offset: number;
+}
+
+const bytesOf = (a: Uint8Array | null) => (a ? a.slice() : new Uint8Array(0));
+const optString = (b: flatbuffers.Builder, s: string | undefined) => (s ? b.createString(s) : 0);
+
+export function encodeFileOffer(o: FileOfferInfo): Uint8Array {
+  const b = new flatbuffers.Builder(128 + o.name.length * 3 + o.msgId.length + o.mimeType.length);
+  const id = b.createString(o.msgId), name = b.createString(o.name), mime = optString(b, o.mimeType);
+  const sha = FbFileOffer.createSha256Vector(b, o.sha256);
+  FbFileOffer.startFileOffer(b);
+  FbFileOffer.addMsgId(b, id);
+  FbFileOffer.addToUser(b, BigInt(o.toUser));
+  FbFileOffer.addName(b, name);
+  FbFileOffer.addSize(b, BigInt(o.size));
+  if (mime) FbFileOffer.addMimeType(b, mime);
+  FbFileOffer.addSha256(b, sha);
+  return finish(b, FbFileOffer.endFileOffer(b));
+}
+
+export function decodeFileOffer(p: Uint8Array): FileOfferInfo {
+  needTable(p);
+  const o = FbFileOffer.getRootAsFileOffer(bb(p));
+  return {
+    msgId: o.msgId() ?? '', toUser: Number(o.toUser()), name: o.name() ?? '', size: Number(o.size()),
+    mimeType: o.mimeType() ?? '', sha256: bytesOf(o.sha256Array()),
+  };
+}
+
+export function encodeFileAck(a: Partial<FileAckInfo>): Uint8Array {
+  const b = new flatbuffers.Builder(128);
+  const message = optString(b, a.message), fileId = optString(b, a.fileId), msgId = optString(b, a.msgId);
+  return finish(b, FbFileAck.createFileAck(b, a.code ?? 0, message, fileId, msgId, BigInt(a.serverSeq ?? 0),
+    BigInt(a.timestamp ?? 0)));
+}
+
+export function decodeFileAck(p: Uint8Array): FileAckInfo {
+  needTable(p);
+  const a = FbFileAck.getRootAsFileAck(bb(p));
+  return {
+    code: a.code(), message: a.message() ?? '', fileId: a.fileId() ?? '', msgId: a.msgId() ?? '',
+    serverSeq: Number(a.serverSeq()), timestamp: Number(a.timestamp()),
+  };
+}
+
+export function encodeFileRequest(fileId: string, offset = 0): Uint8Array {
+  const b = new flatbuffers.Builder(64 + fileId.length * 3);
+  return finish(b, FbFileRequest.createFileRequest(b, b.createString(fileId), BigInt(offset)));
+}
+
+export function decodeFileRequest(p: Uint8Array): FileRequestInfo {
+  needTable(p);
+  const r = FbFileRequest.getRootAsFileRequest(bb(p));
+  return { fileId: r.fileId() ?? '', offset: Number(r.offset()) };
+}
+
+export function encodeFileHeader(h: Partial<FileHeaderInfo>): Uint8Array {
+  const b = new flatbuffers.Builder(256);
+  const message = optString(b, h.message), fileId = optString(b, h.fileId), name = optString(b, h.name);
+  const mime = optString(b, h.mimeType);
+  const sha = h.sha256 ? FbFileHeader.createSha256Vector(b, h.sha256) : 0;
+  return finish(b, FbFileHeader.createFileHeader(b, h.code ?? 0, message, fileId, name, BigInt(h.size ?? 0), mime,
+    sha, BigInt(h.offset ?? 0)));
+}
+
+export function decodeFileHeader(p: Uint8Array): FileHeaderInfo {
+  needTable(p);
+  const h = FbFileHeader.getRootAsFileHeader(bb(p));
+  return {
+    code: h.code(), message: h.message() ?? '', fileId: h.fileId() ?? '', name: h.name() ?? '',
+    size: Number(h.size()), mimeType: h.mimeType() ?? '', sha256: bytesOf(h.sha256Array()),
+    offset: Number(h.offset()),
+  };
+}
+
+/** The JSON content of a file message (ChatMessage.contentType 1), as PROTOCOL.md gives it. */
+export interface FileInfo { fileId: string; name: string; size: number; mimeType: string; sha256: string }
+
+export const CONTENT_TYPE_FILE = 1;
+
+/** The file a chat message announces, or null if it is not a (well-formed) file message. */
+export function fileInfo(message: Pick<ChatMessage, 'contentType' | 'content'>): FileInfo | null {
+  if (message.contentType !== CONTENT_TYPE_FILE) return null;
+  let j: unknown;
+  try { j = JSON.parse(message.content); } catch { return null; }
+  if (typeof j !== 'object' || j === null) return null;
+  const o = j as Record<string, unknown>;
+  if (typeof o.file_id !== 'string' || !o.file_id) return null;
+  return {
+    fileId: o.file_id,
+    name: typeof o.name === 'string' ? o.name : '',
+    size: typeof o.size === 'number' ? o.size : 0,
+    mimeType: typeof o.mime_type === 'string' ? o.mime_type : '',
+    sha256: typeof o.sha256 === 'string' ? o.sha256.toLowerCase() : '',
+  };
 }
 
 export function toHex(bytes: Uint8Array): string {

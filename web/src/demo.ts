@@ -1,7 +1,18 @@
 // Demo page logic (bundled to src/imaccess/web/demo.js, loaded by index.html).
 // Log in as a user id (token from /dev-token), chat with a peer id, see acks and the transport.
 // Query: ?transport=websocket forces the fallback; ?user=N&peer=M logs in at once.
-import { type ChatMessage, ImaccessClient, type TransportKind } from './index.js';
+// Files: "attach" uploads to the peer (WebTransport only) with a progress bar; a file
+// message is a button that downloads it (fetchFile) and saves it through an object URL.
+import { type ChatMessage, fileInfo, type FileInfo, ImaccessClient, type TransportKind } from './index.js';
+
+interface UploadState {
+  name: string; size: number; sent: number; state: 'hashing' | 'sending' | 'sent' | 'failed';
+  fileId?: string; msgId?: string; error?: string;
+}
+interface DownloadState {
+  fileId: string; name: string; size: number; received: number; state: 'fetching' | 'saved' | 'failed';
+  sha256?: string; error?: string;
+}
 
 interface DemoState {
   client: ImaccessClient | null;
@@ -11,12 +22,16 @@ interface DemoState {
   transport: TransportKind | null;
   state: string;
   stopped: string | null;
+  uploads: UploadState[];
+  downloads: DownloadState[];
 }
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
 const forced = params.get('transport');
-const demo: DemoState = { client: null, received: [], acked: [], logs: [], transport: null, state: 'idle', stopped: null };
+const demo: DemoState = {
+  client: null, received: [], acked: [], logs: [], transport: null, state: 'idle', stopped: null, uploads: [], downloads: [],
+};
 (window as unknown as { demo: DemoState }).demo = demo;
 
 function log(line: string): void {
@@ -42,6 +57,104 @@ function bubble(kind: 'in' | 'out', who: string, text: string, status = ''): HTM
   $('messages').append(li);
   li.scrollIntoView({ block: 'end' });
   return li;
+}
+
+function humanSize(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024, i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+/** Replace a bubble's text with a button that downloads the file and saves it. */
+function fileButton(li: HTMLElement, info: FileInfo): void {
+  const body = li.querySelector('.text')!;
+  body.textContent = '';
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'file';
+  button.dataset.fileId = info.fileId;
+  button.textContent = `⬇ ${info.name} (${humanSize(info.size)})`;
+  button.title = `${info.mimeType || 'application/octet-stream'}, SHA-256 ${info.sha256}`;
+  button.addEventListener('click', () => void download(info, li));
+  body.append(button);
+  li.classList.add('file-msg');
+}
+
+function progressBar(li: HTMLElement): HTMLProgressElement {
+  let bar = li.querySelector('progress');
+  if (!bar) {
+    bar = document.createElement('progress');
+    bar.max = 1;
+    bar.value = 0;
+    li.querySelector('.text')!.append(bar);
+  }
+  return bar;
+}
+
+async function download(info: FileInfo, li: HTMLElement): Promise<void> {
+  const client = demo.client;
+  if (!client) return;
+  const d: DownloadState = { fileId: info.fileId, name: info.name, size: info.size, received: 0, state: 'fetching' };
+  demo.downloads.push(d);
+  const bar = progressBar(li);
+  const status = li.querySelector('.status')!;
+  const shown = status.textContent;
+  status.textContent = '…';
+  try {
+    const f = await client.fetchFile(info.fileId, {
+      onProgress: (received, total) => { d.received = received; bar.value = total ? received / total : 1; },
+    });
+    d.sha256 = f.sha256;
+    const url = URL.createObjectURL(f.data);
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = f.name || 'file';
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    d.state = 'saved';
+    status.textContent = shown;
+    log(`downloaded ${f.name} (${f.data.size} bytes, SHA-256 ${f.sha256.slice(0, 12)}…)`);
+  } catch (e) {
+    d.state = 'failed';
+    d.error = (e as Error).message;
+    status.textContent = '✗';
+    log(`download failed: ${d.error}`);
+  } finally {
+    bar.remove();
+  }
+}
+
+async function attach(files: FileList | null): Promise<void> {
+  const client = demo.client;
+  const to = Number(($('peer') as HTMLInputElement).value);
+  if (!client || !files || !(to > 0)) return;
+  for (const file of Array.from(files)) {
+    const u: UploadState = { name: file.name, size: file.size, sent: 0, state: 'hashing' };
+    demo.uploads.push(u);
+    const li = bubble('out', `me → ${to}`, `${file.name} (${humanSize(file.size)}) `, '…');
+    const bar = progressBar(li);
+    try {
+      const sent = await client.sendFile(to, file, {
+        onProgress: (n, total) => { u.state = 'sending'; u.sent = n; bar.value = total ? n / total : 1; },
+      });
+      Object.assign(u, { state: 'sent', fileId: sent.fileId, msgId: sent.msgId });
+      demo.acked.push(sent.msgId);
+      li.dataset.msgId = sent.msgId;
+      li.classList.add('acked');
+      li.querySelector('.status')!.textContent = '✓';
+      fileButton(li, sent);
+    } catch (e) {
+      u.state = 'failed';
+      u.error = (e as Error).message;
+      li.querySelector('.status')!.textContent = '✗';
+      bar.remove();
+      log(`file send failed: ${u.error}`);
+    }
+  }
 }
 
 function showTransport(): void {
@@ -78,7 +191,9 @@ async function login(userId: number): Promise<void> {
   client.on('message', (m) => {
     demo.received.push(m);
     const mine = m.fromUser === client.userId;
-    bubble(mine ? 'out' : 'in', mine ? `me → ${m.toUser}` : `from ${m.fromUser}`, m.content, mine ? '✓' : `#${m.seq}`);
+    const li = bubble(mine ? 'out' : 'in', mine ? `me → ${m.toUser}` : `from ${m.fromUser}`, m.content, mine ? '✓' : `#${m.seq}`);
+    const info = fileInfo(m);
+    if (info) fileButton(li, info);
   });
   client.on('broadcast', (m) => bubble('in', 'broadcast', m.content));
   $('me').textContent = String(userId);
@@ -116,6 +231,11 @@ $('login-form').addEventListener('submit', (ev) => {
   if (id > 0) void login(id);
 });
 $('send-form').addEventListener('submit', (ev) => { ev.preventDefault(); void send(); });
+$('attach').addEventListener('change', () => {
+  const input = $('attach') as HTMLInputElement;
+  const files = input.files;
+  void attach(files).finally(() => { input.value = ''; });
+});
 $('forced').textContent = forced ? `forced: ${forced}` : 'auto (WebTransport, else WebSocket)';
 
 const autoUser = Number(params.get('user'));

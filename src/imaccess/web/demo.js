@@ -1,9 +1,19 @@
 // src/demo.ts
-import { ImaccessClient } from "./imaccess.js";
+import { fileInfo, ImaccessClient } from "./imaccess.js";
 var $ = (id) => document.getElementById(id);
 var params = new URLSearchParams(location.search);
 var forced = params.get("transport");
-var demo = { client: null, received: [], acked: [], logs: [], transport: null, state: "idle", stopped: null };
+var demo = {
+  client: null,
+  received: [],
+  acked: [],
+  logs: [],
+  transport: null,
+  state: "idle",
+  stopped: null,
+  uploads: [],
+  downloads: []
+};
 window.demo = demo;
 function log(line) {
   demo.logs.push(line);
@@ -28,6 +38,108 @@ function bubble(kind, who, text, status = "") {
   $("messages").append(li);
   li.scrollIntoView({ block: "end" });
   return li;
+}
+function humanSize(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024, i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+function fileButton(li, info) {
+  const body = li.querySelector(".text");
+  body.textContent = "";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "file";
+  button.dataset.fileId = info.fileId;
+  button.textContent = `⬇ ${info.name} (${humanSize(info.size)})`;
+  button.title = `${info.mimeType || "application/octet-stream"}, SHA-256 ${info.sha256}`;
+  button.addEventListener("click", () => void download(info, li));
+  body.append(button);
+  li.classList.add("file-msg");
+}
+function progressBar(li) {
+  let bar = li.querySelector("progress");
+  if (!bar) {
+    bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = 0;
+    li.querySelector(".text").append(bar);
+  }
+  return bar;
+}
+async function download(info, li) {
+  const client = demo.client;
+  if (!client) return;
+  const d = { fileId: info.fileId, name: info.name, size: info.size, received: 0, state: "fetching" };
+  demo.downloads.push(d);
+  const bar = progressBar(li);
+  const status = li.querySelector(".status");
+  const shown = status.textContent;
+  status.textContent = "…";
+  try {
+    const f = await client.fetchFile(info.fileId, {
+      onProgress: (received, total) => {
+        d.received = received;
+        bar.value = total ? received / total : 1;
+      }
+    });
+    d.sha256 = f.sha256;
+    const url = URL.createObjectURL(f.data);
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = f.name || "file";
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 6e4);
+    d.state = "saved";
+    status.textContent = shown;
+    log(`downloaded ${f.name} (${f.data.size} bytes, SHA-256 ${f.sha256.slice(0, 12)}…)`);
+  } catch (e) {
+    d.state = "failed";
+    d.error = e.message;
+    status.textContent = "✗";
+    log(`download failed: ${d.error}`);
+  } finally {
+    bar.remove();
+  }
+}
+async function attach(files) {
+  const client = demo.client;
+  const to = Number($("peer").value);
+  if (!client || !files || !(to > 0)) return;
+  for (const file of Array.from(files)) {
+    const u = { name: file.name, size: file.size, sent: 0, state: "hashing" };
+    demo.uploads.push(u);
+    const li = bubble("out", `me → ${to}`, `${file.name} (${humanSize(file.size)}) `, "…");
+    const bar = progressBar(li);
+    try {
+      const sent = await client.sendFile(to, file, {
+        onProgress: (n, total) => {
+          u.state = "sending";
+          u.sent = n;
+          bar.value = total ? n / total : 1;
+        }
+      });
+      Object.assign(u, { state: "sent", fileId: sent.fileId, msgId: sent.msgId });
+      demo.acked.push(sent.msgId);
+      li.dataset.msgId = sent.msgId;
+      li.classList.add("acked");
+      li.querySelector(".status").textContent = "✓";
+      fileButton(li, sent);
+    } catch (e) {
+      u.state = "failed";
+      u.error = e.message;
+      li.querySelector(".status").textContent = "✗";
+      bar.remove();
+      log(`file send failed: ${u.error}`);
+    }
+  }
 }
 function showTransport() {
   const t = demo.client?.transport ?? null;
@@ -65,7 +177,9 @@ async function login(userId) {
   client.on("message", (m) => {
     demo.received.push(m);
     const mine = m.fromUser === client.userId;
-    bubble(mine ? "out" : "in", mine ? `me → ${m.toUser}` : `from ${m.fromUser}`, m.content, mine ? "✓" : `#${m.seq}`);
+    const li = bubble(mine ? "out" : "in", mine ? `me → ${m.toUser}` : `from ${m.fromUser}`, m.content, mine ? "✓" : `#${m.seq}`);
+    const info = fileInfo(m);
+    if (info) fileButton(li, info);
   });
   client.on("broadcast", (m) => bubble("in", "broadcast", m.content));
   $("me").textContent = String(userId);
@@ -103,6 +217,13 @@ $("login-form").addEventListener("submit", (ev) => {
 $("send-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   void send();
+});
+$("attach").addEventListener("change", () => {
+  const input = $("attach");
+  const files = input.files;
+  void attach(files).finally(() => {
+    input.value = "";
+  });
 });
 $("forced").textContent = forced ? `forced: ${forced}` : "auto (WebTransport, else WebSocket)";
 var autoUser = Number(params.get("user"));

@@ -1223,6 +1223,517 @@ var ErrorT = class {
   }
 };
 
+// src/gen/im/protocol/file-ack.ts
+var FileAck = class _FileAck {
+  bb = null;
+  bb_pos = 0;
+  __init(i, bb2) {
+    this.bb_pos = i;
+    this.bb = bb2;
+    return this;
+  }
+  static getRootAsFileAck(bb2, obj) {
+    return (obj || new _FileAck()).__init(bb2.readInt32(bb2.position()) + bb2.position(), bb2);
+  }
+  static getSizePrefixedRootAsFileAck(bb2, obj) {
+    bb2.setPosition(bb2.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _FileAck()).__init(bb2.readInt32(bb2.position()) + bb2.position(), bb2);
+  }
+  code() {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.readInt32(this.bb_pos + offset) : 0;
+  }
+  message(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  fileId(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  msgId(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 10);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  serverSeq() {
+    const offset = this.bb.__offset(this.bb_pos, 12);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  timestamp() {
+    const offset = this.bb.__offset(this.bb_pos, 14);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  static startFileAck(builder) {
+    builder.startObject(6);
+  }
+  static addCode(builder, code) {
+    builder.addFieldInt32(0, code, 0);
+  }
+  static addMessage(builder, messageOffset) {
+    builder.addFieldOffset(1, messageOffset, 0);
+  }
+  static addFileId(builder, fileIdOffset) {
+    builder.addFieldOffset(2, fileIdOffset, 0);
+  }
+  static addMsgId(builder, msgIdOffset) {
+    builder.addFieldOffset(3, msgIdOffset, 0);
+  }
+  static addServerSeq(builder, serverSeq) {
+    builder.addFieldInt64(4, serverSeq, BigInt("0"));
+  }
+  static addTimestamp(builder, timestamp) {
+    builder.addFieldInt64(5, timestamp, BigInt("0"));
+  }
+  static endFileAck(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createFileAck(builder, code, messageOffset, fileIdOffset, msgIdOffset, serverSeq, timestamp) {
+    _FileAck.startFileAck(builder);
+    _FileAck.addCode(builder, code);
+    _FileAck.addMessage(builder, messageOffset);
+    _FileAck.addFileId(builder, fileIdOffset);
+    _FileAck.addMsgId(builder, msgIdOffset);
+    _FileAck.addServerSeq(builder, serverSeq);
+    _FileAck.addTimestamp(builder, timestamp);
+    return _FileAck.endFileAck(builder);
+  }
+  unpack() {
+    return new FileAckT(
+      this.code(),
+      this.message(),
+      this.fileId(),
+      this.msgId(),
+      this.serverSeq(),
+      this.timestamp()
+    );
+  }
+  unpackTo(_o) {
+    _o.code = this.code();
+    _o.message = this.message();
+    _o.fileId = this.fileId();
+    _o.msgId = this.msgId();
+    _o.serverSeq = this.serverSeq();
+    _o.timestamp = this.timestamp();
+  }
+};
+var FileAckT = class {
+  constructor(code = 0, message = null, fileId = null, msgId = null, serverSeq = BigInt("0"), timestamp = BigInt("0")) {
+    this.code = code;
+    this.message = message;
+    this.fileId = fileId;
+    this.msgId = msgId;
+    this.serverSeq = serverSeq;
+    this.timestamp = timestamp;
+  }
+  code;
+  message;
+  fileId;
+  msgId;
+  serverSeq;
+  timestamp;
+  pack(builder) {
+    const message = this.message !== null ? builder.createString(this.message) : 0;
+    const fileId = this.fileId !== null ? builder.createString(this.fileId) : 0;
+    const msgId = this.msgId !== null ? builder.createString(this.msgId) : 0;
+    return FileAck.createFileAck(
+      builder,
+      this.code,
+      message,
+      fileId,
+      msgId,
+      this.serverSeq,
+      this.timestamp
+    );
+  }
+};
+
+// src/gen/im/protocol/file-header.ts
+var FileHeader = class _FileHeader {
+  bb = null;
+  bb_pos = 0;
+  __init(i, bb2) {
+    this.bb_pos = i;
+    this.bb = bb2;
+    return this;
+  }
+  static getRootAsFileHeader(bb2, obj) {
+    return (obj || new _FileHeader()).__init(bb2.readInt32(bb2.position()) + bb2.position(), bb2);
+  }
+  static getSizePrefixedRootAsFileHeader(bb2, obj) {
+    bb2.setPosition(bb2.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _FileHeader()).__init(bb2.readInt32(bb2.position()) + bb2.position(), bb2);
+  }
+  code() {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.readInt32(this.bb_pos + offset) : 0;
+  }
+  message(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  fileId(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  name(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 10);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  size() {
+    const offset = this.bb.__offset(this.bb_pos, 12);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  mimeType(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 14);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  sha256(index) {
+    const offset = this.bb.__offset(this.bb_pos, 16);
+    return offset ? this.bb.readUint8(this.bb.__vector(this.bb_pos + offset) + index) : 0;
+  }
+  sha256Length() {
+    const offset = this.bb.__offset(this.bb_pos, 16);
+    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
+  }
+  sha256Array() {
+    const offset = this.bb.__offset(this.bb_pos, 16);
+    return offset ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + offset), this.bb.__vector_len(this.bb_pos + offset)) : null;
+  }
+  offset() {
+    const offset = this.bb.__offset(this.bb_pos, 18);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  static startFileHeader(builder) {
+    builder.startObject(8);
+  }
+  static addCode(builder, code) {
+    builder.addFieldInt32(0, code, 0);
+  }
+  static addMessage(builder, messageOffset) {
+    builder.addFieldOffset(1, messageOffset, 0);
+  }
+  static addFileId(builder, fileIdOffset) {
+    builder.addFieldOffset(2, fileIdOffset, 0);
+  }
+  static addName(builder, nameOffset) {
+    builder.addFieldOffset(3, nameOffset, 0);
+  }
+  static addSize(builder, size) {
+    builder.addFieldInt64(4, size, BigInt("0"));
+  }
+  static addMimeType(builder, mimeTypeOffset) {
+    builder.addFieldOffset(5, mimeTypeOffset, 0);
+  }
+  static addSha256(builder, sha256Offset) {
+    builder.addFieldOffset(6, sha256Offset, 0);
+  }
+  static createSha256Vector(builder, data) {
+    builder.startVector(1, data.length, 1);
+    for (let i = data.length - 1; i >= 0; i--) {
+      builder.addInt8(data[i]);
+    }
+    return builder.endVector();
+  }
+  static startSha256Vector(builder, numElems) {
+    builder.startVector(1, numElems, 1);
+  }
+  static addOffset(builder, offset) {
+    builder.addFieldInt64(7, offset, BigInt("0"));
+  }
+  static endFileHeader(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createFileHeader(builder, code, messageOffset, fileIdOffset, nameOffset, size, mimeTypeOffset, sha256Offset, offset) {
+    _FileHeader.startFileHeader(builder);
+    _FileHeader.addCode(builder, code);
+    _FileHeader.addMessage(builder, messageOffset);
+    _FileHeader.addFileId(builder, fileIdOffset);
+    _FileHeader.addName(builder, nameOffset);
+    _FileHeader.addSize(builder, size);
+    _FileHeader.addMimeType(builder, mimeTypeOffset);
+    _FileHeader.addSha256(builder, sha256Offset);
+    _FileHeader.addOffset(builder, offset);
+    return _FileHeader.endFileHeader(builder);
+  }
+  unpack() {
+    return new FileHeaderT(
+      this.code(),
+      this.message(),
+      this.fileId(),
+      this.name(),
+      this.size(),
+      this.mimeType(),
+      this.bb.createScalarList(this.sha256.bind(this), this.sha256Length()),
+      this.offset()
+    );
+  }
+  unpackTo(_o) {
+    _o.code = this.code();
+    _o.message = this.message();
+    _o.fileId = this.fileId();
+    _o.name = this.name();
+    _o.size = this.size();
+    _o.mimeType = this.mimeType();
+    _o.sha256 = this.bb.createScalarList(this.sha256.bind(this), this.sha256Length());
+    _o.offset = this.offset();
+  }
+};
+var FileHeaderT = class {
+  constructor(code = 0, message = null, fileId = null, name = null, size = BigInt("0"), mimeType = null, sha2562 = [], offset = BigInt("0")) {
+    this.code = code;
+    this.message = message;
+    this.fileId = fileId;
+    this.name = name;
+    this.size = size;
+    this.mimeType = mimeType;
+    this.sha256 = sha2562;
+    this.offset = offset;
+  }
+  code;
+  message;
+  fileId;
+  name;
+  size;
+  mimeType;
+  sha256;
+  offset;
+  pack(builder) {
+    const message = this.message !== null ? builder.createString(this.message) : 0;
+    const fileId = this.fileId !== null ? builder.createString(this.fileId) : 0;
+    const name = this.name !== null ? builder.createString(this.name) : 0;
+    const mimeType = this.mimeType !== null ? builder.createString(this.mimeType) : 0;
+    const sha2562 = FileHeader.createSha256Vector(builder, this.sha256);
+    return FileHeader.createFileHeader(
+      builder,
+      this.code,
+      message,
+      fileId,
+      name,
+      this.size,
+      mimeType,
+      sha2562,
+      this.offset
+    );
+  }
+};
+
+// src/gen/im/protocol/file-offer.ts
+var FileOffer = class _FileOffer {
+  bb = null;
+  bb_pos = 0;
+  __init(i, bb2) {
+    this.bb_pos = i;
+    this.bb = bb2;
+    return this;
+  }
+  static getRootAsFileOffer(bb2, obj) {
+    return (obj || new _FileOffer()).__init(bb2.readInt32(bb2.position()) + bb2.position(), bb2);
+  }
+  static getSizePrefixedRootAsFileOffer(bb2, obj) {
+    bb2.setPosition(bb2.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _FileOffer()).__init(bb2.readInt32(bb2.position()) + bb2.position(), bb2);
+  }
+  msgId(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  toUser() {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.readInt64(this.bb_pos + offset) : BigInt("0");
+  }
+  name(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 8);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  size() {
+    const offset = this.bb.__offset(this.bb_pos, 10);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  mimeType(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 12);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  sha256(index) {
+    const offset = this.bb.__offset(this.bb_pos, 14);
+    return offset ? this.bb.readUint8(this.bb.__vector(this.bb_pos + offset) + index) : 0;
+  }
+  sha256Length() {
+    const offset = this.bb.__offset(this.bb_pos, 14);
+    return offset ? this.bb.__vector_len(this.bb_pos + offset) : 0;
+  }
+  sha256Array() {
+    const offset = this.bb.__offset(this.bb_pos, 14);
+    return offset ? new Uint8Array(this.bb.bytes().buffer, this.bb.bytes().byteOffset + this.bb.__vector(this.bb_pos + offset), this.bb.__vector_len(this.bb_pos + offset)) : null;
+  }
+  static startFileOffer(builder) {
+    builder.startObject(6);
+  }
+  static addMsgId(builder, msgIdOffset) {
+    builder.addFieldOffset(0, msgIdOffset, 0);
+  }
+  static addToUser(builder, toUser) {
+    builder.addFieldInt64(1, toUser, BigInt("0"));
+  }
+  static addName(builder, nameOffset) {
+    builder.addFieldOffset(2, nameOffset, 0);
+  }
+  static addSize(builder, size) {
+    builder.addFieldInt64(3, size, BigInt("0"));
+  }
+  static addMimeType(builder, mimeTypeOffset) {
+    builder.addFieldOffset(4, mimeTypeOffset, 0);
+  }
+  static addSha256(builder, sha256Offset) {
+    builder.addFieldOffset(5, sha256Offset, 0);
+  }
+  static createSha256Vector(builder, data) {
+    builder.startVector(1, data.length, 1);
+    for (let i = data.length - 1; i >= 0; i--) {
+      builder.addInt8(data[i]);
+    }
+    return builder.endVector();
+  }
+  static startSha256Vector(builder, numElems) {
+    builder.startVector(1, numElems, 1);
+  }
+  static endFileOffer(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createFileOffer(builder, msgIdOffset, toUser, nameOffset, size, mimeTypeOffset, sha256Offset) {
+    _FileOffer.startFileOffer(builder);
+    _FileOffer.addMsgId(builder, msgIdOffset);
+    _FileOffer.addToUser(builder, toUser);
+    _FileOffer.addName(builder, nameOffset);
+    _FileOffer.addSize(builder, size);
+    _FileOffer.addMimeType(builder, mimeTypeOffset);
+    _FileOffer.addSha256(builder, sha256Offset);
+    return _FileOffer.endFileOffer(builder);
+  }
+  unpack() {
+    return new FileOfferT(
+      this.msgId(),
+      this.toUser(),
+      this.name(),
+      this.size(),
+      this.mimeType(),
+      this.bb.createScalarList(this.sha256.bind(this), this.sha256Length())
+    );
+  }
+  unpackTo(_o) {
+    _o.msgId = this.msgId();
+    _o.toUser = this.toUser();
+    _o.name = this.name();
+    _o.size = this.size();
+    _o.mimeType = this.mimeType();
+    _o.sha256 = this.bb.createScalarList(this.sha256.bind(this), this.sha256Length());
+  }
+};
+var FileOfferT = class {
+  constructor(msgId = null, toUser = BigInt("0"), name = null, size = BigInt("0"), mimeType = null, sha2562 = []) {
+    this.msgId = msgId;
+    this.toUser = toUser;
+    this.name = name;
+    this.size = size;
+    this.mimeType = mimeType;
+    this.sha256 = sha2562;
+  }
+  msgId;
+  toUser;
+  name;
+  size;
+  mimeType;
+  sha256;
+  pack(builder) {
+    const msgId = this.msgId !== null ? builder.createString(this.msgId) : 0;
+    const name = this.name !== null ? builder.createString(this.name) : 0;
+    const mimeType = this.mimeType !== null ? builder.createString(this.mimeType) : 0;
+    const sha2562 = FileOffer.createSha256Vector(builder, this.sha256);
+    return FileOffer.createFileOffer(
+      builder,
+      msgId,
+      this.toUser,
+      name,
+      this.size,
+      mimeType,
+      sha2562
+    );
+  }
+};
+
+// src/gen/im/protocol/file-request.ts
+var FileRequest = class _FileRequest {
+  bb = null;
+  bb_pos = 0;
+  __init(i, bb2) {
+    this.bb_pos = i;
+    this.bb = bb2;
+    return this;
+  }
+  static getRootAsFileRequest(bb2, obj) {
+    return (obj || new _FileRequest()).__init(bb2.readInt32(bb2.position()) + bb2.position(), bb2);
+  }
+  static getSizePrefixedRootAsFileRequest(bb2, obj) {
+    bb2.setPosition(bb2.position() + SIZE_PREFIX_LENGTH);
+    return (obj || new _FileRequest()).__init(bb2.readInt32(bb2.position()) + bb2.position(), bb2);
+  }
+  fileId(optionalEncoding) {
+    const offset = this.bb.__offset(this.bb_pos, 4);
+    return offset ? this.bb.__string(this.bb_pos + offset, optionalEncoding) : null;
+  }
+  offset() {
+    const offset = this.bb.__offset(this.bb_pos, 6);
+    return offset ? this.bb.readUint64(this.bb_pos + offset) : BigInt("0");
+  }
+  static startFileRequest(builder) {
+    builder.startObject(2);
+  }
+  static addFileId(builder, fileIdOffset) {
+    builder.addFieldOffset(0, fileIdOffset, 0);
+  }
+  static addOffset(builder, offset) {
+    builder.addFieldInt64(1, offset, BigInt("0"));
+  }
+  static endFileRequest(builder) {
+    const offset = builder.endObject();
+    return offset;
+  }
+  static createFileRequest(builder, fileIdOffset, offset) {
+    _FileRequest.startFileRequest(builder);
+    _FileRequest.addFileId(builder, fileIdOffset);
+    _FileRequest.addOffset(builder, offset);
+    return _FileRequest.endFileRequest(builder);
+  }
+  unpack() {
+    return new FileRequestT(
+      this.fileId(),
+      this.offset()
+    );
+  }
+  unpackTo(_o) {
+    _o.fileId = this.fileId();
+    _o.offset = this.offset();
+  }
+};
+var FileRequestT = class {
+  constructor(fileId = null, offset = BigInt("0")) {
+    this.fileId = fileId;
+    this.offset = offset;
+  }
+  fileId;
+  offset;
+  pack(builder) {
+    const fileId = this.fileId !== null ? builder.createString(this.fileId) : 0;
+    return FileRequest.createFileRequest(
+      builder,
+      fileId,
+      this.offset
+    );
+  }
+};
+
 // src/gen/im/protocol/kick.ts
 var Kick = class _Kick {
   bb = null;
@@ -1859,21 +2370,27 @@ var FrameDecoder = class {
     }
     const frames = [];
     let pos = 0;
-    while (this.buf.length - pos >= 4) {
-      const view = new DataView(this.buf.buffer, this.buf.byteOffset + pos);
-      const length = view.getUint32(0, false);
-      if (length > this.maxFrameSize) throw new FrameError(4005, `frame length ${length} too large`);
-      if (length < 2) throw new FrameError(4004, `frame length ${length} < 2`);
-      if (this.buf.length - pos < 4 + length) break;
-      const type = view.getUint16(4, false);
-      const body = this.buf.slice(pos + HEADER_SIZE, pos + 4 + length);
-      frames.push(decodeBody(type, body));
-      pos += 4 + length;
+    for (; ; ) {
+      const taken = takeFrame(this.buf, pos, this.maxFrameSize);
+      if (!taken) break;
+      frames.push(taken.frame);
+      pos = taken.end;
     }
     this.buf = pos === 0 ? this.buf : this.buf.slice(pos);
     return frames;
   }
 };
+function takeFrame(buf, pos = 0, maxFrameSize = MAX_FRAME_SIZE) {
+  if (buf.length - pos < 4) return null;
+  const view = new DataView(buf.buffer, buf.byteOffset + pos);
+  const length = view.getUint32(0, false);
+  if (length > maxFrameSize) throw new FrameError(4005, `frame length ${length} too large`);
+  if (length < 2) throw new FrameError(4004, `frame length ${length} < 2`);
+  if (buf.length - pos < 4 + length) return null;
+  const type = view.getUint16(4, false);
+  const body = buf.slice(pos + HEADER_SIZE, pos + 4 + length);
+  return { frame: decodeBody(type, body), end: pos + 4 + length };
+}
 function decodeBody(headerType, body) {
   if (body.length < 8) throw new FrameError(4004, "body under 8 bytes");
   const packet = Packet.getRootAsPacket(new ByteBuffer(body));
@@ -1988,8 +2505,280 @@ function decodeNotice(p) {
   const n = Notice.getRootAsNotice(bb(p));
   return { kind: n.kind(), code: n.code(), message: n.message() ?? "", reconnectAfterMs: n.reconnectAfterMs() };
 }
+var bytesOf = (a) => a ? a.slice() : new Uint8Array(0);
+var optString = (b, s) => s ? b.createString(s) : 0;
+function encodeFileOffer(o) {
+  const b = new Builder(128 + o.name.length * 3 + o.msgId.length + o.mimeType.length);
+  const id = b.createString(o.msgId), name = b.createString(o.name), mime = optString(b, o.mimeType);
+  const sha = FileOffer.createSha256Vector(b, o.sha256);
+  FileOffer.startFileOffer(b);
+  FileOffer.addMsgId(b, id);
+  FileOffer.addToUser(b, BigInt(o.toUser));
+  FileOffer.addName(b, name);
+  FileOffer.addSize(b, BigInt(o.size));
+  if (mime) FileOffer.addMimeType(b, mime);
+  FileOffer.addSha256(b, sha);
+  return finish(b, FileOffer.endFileOffer(b));
+}
+function decodeFileOffer(p) {
+  needTable(p);
+  const o = FileOffer.getRootAsFileOffer(bb(p));
+  return {
+    msgId: o.msgId() ?? "",
+    toUser: Number(o.toUser()),
+    name: o.name() ?? "",
+    size: Number(o.size()),
+    mimeType: o.mimeType() ?? "",
+    sha256: bytesOf(o.sha256Array())
+  };
+}
+function encodeFileAck(a) {
+  const b = new Builder(128);
+  const message = optString(b, a.message), fileId = optString(b, a.fileId), msgId = optString(b, a.msgId);
+  return finish(b, FileAck.createFileAck(
+    b,
+    a.code ?? 0,
+    message,
+    fileId,
+    msgId,
+    BigInt(a.serverSeq ?? 0),
+    BigInt(a.timestamp ?? 0)
+  ));
+}
+function decodeFileAck(p) {
+  needTable(p);
+  const a = FileAck.getRootAsFileAck(bb(p));
+  return {
+    code: a.code(),
+    message: a.message() ?? "",
+    fileId: a.fileId() ?? "",
+    msgId: a.msgId() ?? "",
+    serverSeq: Number(a.serverSeq()),
+    timestamp: Number(a.timestamp())
+  };
+}
+function encodeFileRequest(fileId, offset = 0) {
+  const b = new Builder(64 + fileId.length * 3);
+  return finish(b, FileRequest.createFileRequest(b, b.createString(fileId), BigInt(offset)));
+}
+function decodeFileRequest(p) {
+  needTable(p);
+  const r = FileRequest.getRootAsFileRequest(bb(p));
+  return { fileId: r.fileId() ?? "", offset: Number(r.offset()) };
+}
+function encodeFileHeader(h) {
+  const b = new Builder(256);
+  const message = optString(b, h.message), fileId = optString(b, h.fileId), name = optString(b, h.name);
+  const mime = optString(b, h.mimeType);
+  const sha = h.sha256 ? FileHeader.createSha256Vector(b, h.sha256) : 0;
+  return finish(b, FileHeader.createFileHeader(
+    b,
+    h.code ?? 0,
+    message,
+    fileId,
+    name,
+    BigInt(h.size ?? 0),
+    mime,
+    sha,
+    BigInt(h.offset ?? 0)
+  ));
+}
+function decodeFileHeader(p) {
+  needTable(p);
+  const h = FileHeader.getRootAsFileHeader(bb(p));
+  return {
+    code: h.code(),
+    message: h.message() ?? "",
+    fileId: h.fileId() ?? "",
+    name: h.name() ?? "",
+    size: Number(h.size()),
+    mimeType: h.mimeType() ?? "",
+    sha256: bytesOf(h.sha256Array()),
+    offset: Number(h.offset())
+  };
+}
+var CONTENT_TYPE_FILE = 1;
+function fileInfo(message) {
+  if (message.contentType !== CONTENT_TYPE_FILE) return null;
+  let j;
+  try {
+    j = JSON.parse(message.content);
+  } catch {
+    return null;
+  }
+  if (typeof j !== "object" || j === null) return null;
+  const o = j;
+  if (typeof o.file_id !== "string" || !o.file_id) return null;
+  return {
+    fileId: o.file_id,
+    name: typeof o.name === "string" ? o.name : "",
+    size: typeof o.size === "number" ? o.size : 0,
+    mimeType: typeof o.mime_type === "string" ? o.mime_type : "",
+    sha256: typeof o.sha256 === "string" ? o.sha256.toLowerCase() : ""
+  };
+}
 function toHex(bytes) {
   return Array.from(bytes, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+// src/sha256.ts
+var K = new Uint32Array([
+  1116352408,
+  1899447441,
+  3049323471,
+  3921009573,
+  961987163,
+  1508970993,
+  2453635748,
+  2870763221,
+  3624381080,
+  310598401,
+  607225278,
+  1426881987,
+  1925078388,
+  2162078206,
+  2614888103,
+  3248222580,
+  3835390401,
+  4022224774,
+  264347078,
+  604807628,
+  770255983,
+  1249150122,
+  1555081692,
+  1996064986,
+  2554220882,
+  2821834349,
+  2952996808,
+  3210313671,
+  3336571891,
+  3584528711,
+  113926993,
+  338241895,
+  666307205,
+  773529912,
+  1294757372,
+  1396182291,
+  1695183700,
+  1986661051,
+  2177026350,
+  2456956037,
+  2730485921,
+  2820302411,
+  3259730800,
+  3345764771,
+  3516065817,
+  3600352804,
+  4094571909,
+  275423344,
+  430227734,
+  506948616,
+  659060556,
+  883997877,
+  958139571,
+  1322822218,
+  1537002063,
+  1747873779,
+  1955562222,
+  2024104815,
+  2227730452,
+  2361852424,
+  2428436474,
+  2756734187,
+  3204031479,
+  3329325298
+]);
+var Sha256 = class {
+  h = new Uint32Array([
+    1779033703,
+    3144134277,
+    1013904242,
+    2773480762,
+    1359893119,
+    2600822924,
+    528734635,
+    1541459225
+  ]);
+  w = new Uint32Array(64);
+  block = new Uint8Array(64);
+  blockLen = 0;
+  total = 0;
+  done = false;
+  update(data) {
+    if (this.done) throw new Error("Sha256: update after digest");
+    this.total += data.length;
+    let pos = 0;
+    if (this.blockLen > 0) {
+      const n = Math.min(64 - this.blockLen, data.length);
+      this.block.set(data.subarray(0, n), this.blockLen);
+      this.blockLen += n;
+      pos = n;
+      if (this.blockLen < 64) return this;
+      this.compress(this.block, 0);
+      this.blockLen = 0;
+    }
+    for (; pos + 64 <= data.length; pos += 64) this.compress(data, pos);
+    if (pos < data.length) {
+      this.block.set(data.subarray(pos), 0);
+      this.blockLen = data.length - pos;
+    }
+    return this;
+  }
+  digest() {
+    if (this.done) throw new Error("Sha256: digest twice");
+    const bits = this.total * 8;
+    const pad = new Uint8Array((this.blockLen < 56 ? 64 : 128) - this.blockLen);
+    pad[0] = 128;
+    const view = new DataView(pad.buffer);
+    view.setUint32(pad.length - 8, Math.floor(bits / 2 ** 32), false);
+    view.setUint32(pad.length - 4, bits >>> 0, false);
+    this.update(pad);
+    this.done = true;
+    const out = new Uint8Array(32);
+    const ov = new DataView(out.buffer);
+    for (let i = 0; i < 8; i++) ov.setUint32(i * 4, this.h[i], false);
+    return out;
+  }
+  compress(data, pos) {
+    const w = this.w, h = this.h;
+    for (let i = 0; i < 16; i++, pos += 4) {
+      w[i] = data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8 | data[pos + 3];
+    }
+    for (let i = 16; i < 64; i++) {
+      const a2 = w[i - 15], b2 = w[i - 2];
+      const s0 = (a2 >>> 7 | a2 << 25) ^ (a2 >>> 18 | a2 << 14) ^ a2 >>> 3;
+      const s1 = (b2 >>> 17 | b2 << 15) ^ (b2 >>> 19 | b2 << 13) ^ b2 >>> 10;
+      w[i] = w[i - 16] + s0 + w[i - 7] + s1 | 0;
+    }
+    let a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (let i = 0; i < 64; i++) {
+      const S1 = (e >>> 6 | e << 26) ^ (e >>> 11 | e << 21) ^ (e >>> 25 | e << 7);
+      const ch = e & f ^ ~e & g;
+      const t1 = hh + S1 + ch + K[i] + w[i] | 0;
+      const S0 = (a >>> 2 | a << 30) ^ (a >>> 13 | a << 19) ^ (a >>> 22 | a << 10);
+      const maj = a & b ^ a & c ^ b & c;
+      const t2 = S0 + maj | 0;
+      hh = g;
+      g = f;
+      f = e;
+      e = d + t1 | 0;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2 | 0;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+    h[5] += f;
+    h[6] += g;
+    h[7] += hh;
+  }
+};
+function sha256(data) {
+  return new Sha256().update(data).digest();
 }
 
 // src/client.ts
@@ -1997,8 +2786,21 @@ var ImaccessError = class extends Error {
   constructor(code, message) {
     super(`${code}: ${message}`);
     this.code = code;
+    this.name = "ImaccessError";
   }
   code;
+};
+var FileCode = {
+  INVALID_MESSAGE: 1002,
+  UNAVAILABLE: 1005,
+  FILE_TOO_LARGE: 1010,
+  FILE_HASH_MISMATCH: 1011,
+  FILE_SIZE_MISMATCH: 1012,
+  FILE_NOT_FOUND: 1013,
+  TOO_MANY_TRANSFERS: 1014,
+  TRANSFER_STALLED: 1015,
+  NOT_SUPPORTED_ON_TRANSPORT: 1016,
+  INVALID_OFFER: 1017
 };
 function b64ToBytes(s) {
   const bin = atob(s);
@@ -2076,6 +2878,9 @@ async function openWebTransport(url, certSha256, h, timeoutMs) {
       link.message = await openStream();
       return link.message;
     },
+    async openUploadStream() {
+      return await wt.createUnidirectionalStream();
+    },
     close(code = 0, reason = "") {
       lost = true;
       try {
@@ -2085,6 +2890,38 @@ async function openWebTransport(url, certSha256, h, timeoutMs) {
     }
   };
   link.control = await openStream();
+  const readHead = async (stream) => {
+    const reader = stream.getReader();
+    let buf = new Uint8Array(0);
+    try {
+      for (; ; ) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        const joined = new Uint8Array(buf.length + value.length);
+        joined.set(buf, 0);
+        joined.set(value, buf.length);
+        buf = joined;
+        const taken = takeFrame(buf);
+        if (taken) {
+          h.download(link, taken.frame, reader, buf.slice(taken.end));
+          return;
+        }
+      }
+    } catch {
+      reader.cancel().catch(() => void 0);
+    }
+  };
+  (async () => {
+    const streams = wt.incomingUnidirectionalStreams.getReader();
+    try {
+      for (; ; ) {
+        const { value, done } = await streams.read();
+        if (done) return;
+        void readHead(value);
+      }
+    } catch {
+    }
+  })();
   wt.closed.then(
     (info) => lose({ code: info?.closeCode ?? 0, reason: info?.reason ?? "session closed" }),
     (e) => lose({ code: 0, reason: String(e) })
@@ -2174,6 +3011,24 @@ function defaultDeviceId() {
   }
 }
 var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+var abortError = (signal) => signal.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError");
+var WHOLE_HASH_LIMIT = 32 * 1024 * 1024;
+async function hashBlob(blob, signal) {
+  if (blob.size <= WHOLE_HASH_LIMIT && globalThis.crypto?.subtle) {
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+  }
+  const h = new Sha256();
+  const reader = blob.stream().getReader();
+  for (; ; ) {
+    if (signal?.aborted) {
+      reader.cancel().catch(() => void 0);
+      throw abortError(signal);
+    }
+    const { value, done } = await reader.read();
+    if (done) return h.digest();
+    h.update(value);
+  }
+}
 var ImaccessClient = class {
   deviceId;
   opts;
@@ -2286,8 +3141,7 @@ var ImaccessClient = class {
   /** Send a text message; resolves with the MessageAck (code 0). Retries with the same msg_id. */
   async send(to, content, opts = {}) {
     const msgId = opts.msgId ?? randomId();
-    this.sentIds.add(msgId);
-    if (this.sentIds.size > 1e4) this.sentIds.delete(this.sentIds.values().next().value);
+    this.rememberSent(msgId);
     const payload = encodeChat(msgId, to, content, opts.contentType ?? 0);
     let lastError = new Error("not sent");
     for (let attempt = 0; attempt < this.opts.sendAttempts; attempt++) {
@@ -2314,6 +3168,193 @@ var ImaccessClient = class {
       }
     }
     throw new ImaccessError(1005, `no ack for ${msgId}: ${lastError.message}`);
+  }
+  /**
+   * Upload a file to `toUser` on its own WebTransport unidirectional stream (PROTOCOL.md
+   * "Files"): one FileOffer frame, the content, FIN. Resolves on the FileAck (code 0), when
+   * the chat message announcing the file (contentType 1, see `fileInfo`) has been stored.
+   * Rejects with an ImaccessError carrying the refusal's code; at once with 1016
+   * NOT_SUPPORTED_ON_TRANSPORT over WebSocket; with the signal's reason when aborted (the
+   * stream is reset, the server keeps nothing). Not retried: call again (same msgId) to retry.
+   */
+  async sendFile(toUser, file, opts = {}) {
+    const { signal } = opts;
+    const notSupported = () => new ImaccessError(
+      FileCode.NOT_SUPPORTED_ON_TRANSPORT,
+      `files need WebTransport streams; this connection is ${this._transport}`
+    );
+    if (signal?.aborted) throw abortError(signal);
+    if (this._state === "connected" && !this.link?.openUploadStream) throw notSupported();
+    const digest = await hashBlob(file, signal);
+    if (signal?.aborted) throw abortError(signal);
+    await this.whenConnected();
+    const link = this.link;
+    if (!link?.openUploadStream) throw notSupported();
+    const msgId = opts.msgId ?? randomId();
+    const name = opts.name || file.name || "file";
+    const mimeType = opts.mimeType ?? file.type ?? "";
+    const size = file.size;
+    const offer = encodeFileOffer({ msgId, toUser, name, size, mimeType, sha256: digest });
+    this.rememberSent(msgId);
+    const writable = await link.openUploadStream();
+    if (this.link !== link) {
+      writable.abort().catch(() => void 0);
+      throw new LinkLost("connection lost before the upload started");
+    }
+    const writer = writable.getWriter();
+    const seq = this.nextSeq++;
+    const ack = this.expect(seq);
+    let answered = false;
+    const untilAnswered = ack.reply.then(() => {
+      answered = true;
+    }, () => {
+      answered = true;
+    });
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      writer.abort(signal.reason).catch(() => void 0);
+      ack.cancel(abortError(signal));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      let writeError = null;
+      try {
+        await Promise.race([writer.ready, untilAnswered]);
+        await writer.write(encodeFrame(40 /* FileOffer */, seq, offer, Date.now()));
+        this.lastWritten = Date.now();
+        const reader = file.stream().getReader();
+        let sent = 0;
+        try {
+          while (!aborted && !answered) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            await Promise.race([writer.ready, untilAnswered]);
+            if (aborted || answered) break;
+            await writer.write(value);
+            sent += value.length;
+            opts.onProgress?.(sent, size);
+          }
+        } finally {
+          reader.cancel().catch(() => void 0);
+        }
+        if (!aborted && !answered) {
+          const closing = writer.close();
+          closing.catch(() => void 0);
+          await Promise.race([closing, untilAnswered]);
+        } else if (!aborted) {
+          writer.abort().catch(() => void 0);
+        }
+      } catch (e) {
+        writeError = e;
+      }
+      if (aborted) throw abortError(signal);
+      ack.arm(this.opts.ackTimeoutMs * 2, "FileAck");
+      let frame;
+      try {
+        frame = (await ack.reply).frame;
+      } catch (e) {
+        if (aborted) throw abortError(signal);
+        throw writeError ?? e;
+      }
+      if (frame.type === 31 /* Error */) {
+        const e = decodeError(frame.payload);
+        throw new ImaccessError(e.code, e.message);
+      }
+      if (frame.type !== 41 /* FileAck */) throw new ImaccessError(4003, `unexpected reply ${frame.type} to FileOffer`);
+      const a = decodeFileAck(frame.payload);
+      if (a.code !== 0) throw new ImaccessError(a.code, a.message || `file ${name} refused`);
+      return {
+        fileId: a.fileId,
+        msgId: a.msgId || msgId,
+        serverSeq: a.serverSeq,
+        timestamp: a.timestamp,
+        name,
+        size,
+        mimeType,
+        sha256: toHex(digest)
+      };
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+  /**
+   * Download a file (by the `fileId` of its message, see `fileInfo`): a FileRequest, then the
+   * server's unidirectional stream with a FileHeader and the content. The SHA-256 of the whole
+   * file is checked when `offset` is 0 (else 1011 FILE_HASH_MISMATCH); a refusal rejects with
+   * its code (1013 not found, 1016 over WebSocket, ...).
+   */
+  async fetchFile(fileId, opts = {}) {
+    const { signal } = opts;
+    if (signal?.aborted) throw abortError(signal);
+    await this.whenConnected();
+    const seq = this.nextSeq++;
+    const reply = this.expect(seq, true);
+    let reader = null;
+    const onAbort = () => {
+      reply.cancel(abortError(signal));
+      reader?.cancel(signal.reason).catch(() => void 0);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      try {
+        this.write(42 /* FileRequest */, seq, encodeFileRequest(fileId, opts.offset ?? 0));
+      } catch (e) {
+        reply.cancel(e);
+      }
+      reply.arm(this.opts.ackTimeoutMs * 2, "FileHeader");
+      const { frame, stream } = await reply.reply;
+      if (frame.type === 31 /* Error */) {
+        const e = decodeError(frame.payload);
+        throw new ImaccessError(e.code, e.message);
+      }
+      if (frame.type !== 43 /* FileHeader */) throw new ImaccessError(4003, `unexpected reply ${frame.type} to FileRequest`);
+      const h = decodeFileHeader(frame.payload);
+      if (h.code !== 0 || !stream) {
+        stream?.reader.cancel().catch(() => void 0);
+        throw new ImaccessError(h.code || 4003, h.message || `file ${fileId} refused`);
+      }
+      reader = stream.reader;
+      const want = h.size - h.offset;
+      const hash = h.offset === 0 ? new Sha256() : null;
+      const chunks = [];
+      let received = 0;
+      const take = (chunk) => {
+        if (!chunk.length) return;
+        chunks.push(chunk);
+        hash?.update(chunk);
+        received += chunk.length;
+        opts.onProgress?.(h.offset + received, h.size);
+      };
+      take(stream.rest);
+      for (; ; ) {
+        if (signal?.aborted) throw abortError(signal);
+        if (received > want) break;
+        const { value, done } = await reader.read();
+        if (done) break;
+        take(value);
+      }
+      if (signal?.aborted) throw abortError(signal);
+      if (received !== want) {
+        reader.cancel().catch(() => void 0);
+        throw new ImaccessError(FileCode.FILE_SIZE_MISMATCH, `file ${fileId}: ${received} bytes after offset ${h.offset}, expected ${want}`);
+      }
+      const sha2562 = toHex(h.sha256);
+      if (hash && toHex(hash.digest()) !== sha2562) {
+        throw new ImaccessError(FileCode.FILE_HASH_MISMATCH, `file ${fileId}: SHA-256 differs from the header's`);
+      }
+      return {
+        fileId: h.fileId || fileId,
+        name: h.name,
+        mimeType: h.mimeType,
+        size: h.size,
+        sha256: sha2562,
+        offset: h.offset,
+        data: new Blob(chunks, { type: h.mimeType })
+      };
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
   }
   /** Sync from the cursor until there is nothing more (also done after every connect). */
   async sync() {
@@ -2438,6 +3479,10 @@ var ImaccessClient = class {
       },
       lost: (link2, info) => {
         if (link2 === this.link || this.link === null) ended(info);
+      },
+      download: (link2, f, reader, rest) => {
+        if (link2 === this.link) this.onDownloadStream(f, { reader, rest });
+        else reader.cancel().catch(() => void 0);
       }
     };
     const link = await this.openLink(config, handlers);
@@ -2514,6 +3559,10 @@ var ImaccessClient = class {
     if (waiter) waiter(m);
     else this.queue.push(m);
   }
+  rememberSent(msgId) {
+    this.sentIds.add(msgId);
+    if (this.sentIds.size > 1e4) this.sentIds.delete(this.sentIds.values().next().value);
+  }
   write(type, seq, payload, channel) {
     const link = this.link;
     if (!link) throw new LinkLost("not connected");
@@ -2540,6 +3589,48 @@ var ImaccessClient = class {
         reject(e);
       }
     });
+  }
+  /** Wait for the reply with `seq` (no timer until `arm`); `cancel` forgets it. */
+  expect(seq, download = false) {
+    let resolve;
+    let reject;
+    const reply = new Promise((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    reply.catch(() => void 0);
+    const p = { resolve: (frame, stream) => resolve({ frame, stream }), reject, timer: void 0, download };
+    this.pending.set(seq, p);
+    return {
+      reply,
+      arm: (ms, what) => {
+        if (this.pending.get(seq) !== p) return;
+        clearTimeout(p.timer);
+        p.timer = setTimeout(() => {
+          if (this.pending.get(seq) === p) this.pending.delete(seq);
+          reject(new Error(`no ${what} for seq ${seq} in ${ms} ms`));
+        }, ms);
+      },
+      cancel: (e) => {
+        if (this.pending.get(seq) === p) {
+          this.pending.delete(seq);
+          clearTimeout(p.timer);
+        }
+        reject(e);
+      }
+    };
+  }
+  onDownloadStream(f, stream) {
+    this.lastHeard = Date.now();
+    const p = f.seq !== 0 ? this.pending.get(f.seq) : void 0;
+    if (!p?.download || f.type !== 43 /* FileHeader */) {
+      this.log(`unexpected download stream (type ${f.type}, seq ${f.seq}); stopping it`);
+      stream.reader.cancel().catch(() => void 0);
+      return;
+    }
+    this.pending.delete(f.seq);
+    clearTimeout(p.timer);
+    p.resolve(f, stream);
   }
   startHeartbeat(intervalMs) {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
@@ -2593,6 +3684,11 @@ var ImaccessClient = class {
           if (f.seq === 0) this.inband = { code: e.code, reason: e.message };
           return;
         }
+        case 41 /* FileAck */: {
+          const a = decodeFileAck(f.payload);
+          this.log(`FileAck ${a.code} (${a.message}) for no running upload (seq ${f.seq})`);
+          return;
+        }
         case 32 /* Notice */: {
           const n = decodeNotice(f.payload);
           this.emit("notice", n);
@@ -2622,7 +3718,9 @@ var ImaccessClient = class {
   }
 };
 export {
+  CONTENT_TYPE_FILE,
   Delivery,
+  FileCode,
   FrameDecoder,
   FrameError,
   HEADER_SIZE,
@@ -2631,18 +3729,30 @@ export {
   MAX_FRAME_SIZE,
   MsgType,
   NoticeKind,
+  Sha256,
   decodeAuthResponse,
   decodeBody,
   decodeChat,
   decodeError,
+  decodeFileAck,
+  decodeFileHeader,
+  decodeFileOffer,
+  decodeFileRequest,
   decodeKick,
   decodeMessageAck,
   decodeNotice,
   decodeSyncResponse,
   encodeAuth,
   encodeChat,
+  encodeFileAck,
+  encodeFileHeader,
+  encodeFileOffer,
+  encodeFileRequest,
   encodeFrame,
   encodeSync,
+  fileInfo,
   fromWebSocketCloseCode,
+  sha256,
+  takeFrame,
   toHex
 };
