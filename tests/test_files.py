@@ -209,9 +209,10 @@ async def test_uploads_beyond_the_transfer_limit_are_stopped(
     data = os.urandom(10_000)
     first = await _upload(peer, _offer(data), data[:10], end=False)
     await _until(lambda: len(_partials(settings)) == 1)
-    await _upload(peer, _offer(data), data)
-    ack = await peer.next_of(FileAck)
-    assert isinstance(ack.body, FileAck) and ack.body.code == Code.TOO_MANY_TRANSFERS
+    second = _offer(data)
+    await _upload(peer, second, data)
+    refused = await _file_ack(peer)  # echoes the refused offer's seq and msg_id
+    assert (refused.code, refused.msg_id) == (Code.TOO_MANY_TRANSFERS, second.msg_id)
     peer.quic.send_stream_data(first, data[10:], end_stream=True)  # the first one goes on
     peer.protocol.transmit()
     assert (await _file_ack(peer)).code == Code.OK

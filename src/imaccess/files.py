@@ -69,6 +69,7 @@ class _Upload:
     file_id: str = ""
     writer: BlobWriter | None = None
     timer: asyncio.TimerHandle | None = None
+    over_limit: bool = False
 
 
 @dataclass(slots=True)
@@ -81,7 +82,9 @@ class _Transfers:
     """Upload streams told to stop: what still arrives on them is dropped unanswered."""
 
     def __len__(self) -> int:
-        return len(self.uploads) + len(self.downloads)
+        """Transfers running (an upload refused for being over the limit is not one)."""
+        running = sum(1 for upload in self.uploads.values() if not upload.over_limit)
+        return running + len(self.downloads)
 
 
 class FileTransfers:
@@ -118,18 +121,20 @@ class FileTransfers:
             return
         upload = transfers.uploads.get(stream_id)
         if upload is None:
-            if len(transfers) >= self._settings.max_transfers:
-                streams.stop(stream_id, int(Code.TOO_MANY_TRANSFERS))
-                if not end_stream:
-                    transfers.refused.add(stream_id)
-                self._reply(conn, 0, FileAck(int(Code.TOO_MANY_TRANSFERS), "too many transfers"))
-                return
+            # one over the limit is refused once its offer is read, so the FileAck can
+            # echo the offer's seq (the offer is small: QUIC stream limits bound these)
+            over_limit = len(transfers) >= self._settings.max_transfers
             upload = _Upload(UploadReceiver(self._settings.max_size), self._loop.time())
+            upload.over_limit = over_limit
             transfers.uploads[stream_id] = upload
             self._arm_stall_timer(conn, stream_id, upload)
         upload.last_activity = self._loop.time()
         for event in upload.receiver.feed(data, end_stream):
             match event:
+                case OfferReceived() if upload.over_limit:
+                    refusal = UploadFailed(Code.TOO_MANY_TRANSFERS, "too many transfers", True)
+                    self._fail(conn, stream_id, refusal)
+                    return
                 case OfferReceived():
                     upload.file_id = new_file_id()
                     try:
