@@ -4,9 +4,10 @@ documented answer, and the node keeps serving everyone else.
 * ``test_fuzzed_peers_leave_the_node_serving``: Hypothesis draws batches of hostile
   connections (garbage bytes, bad headers, bad bodies, huge lengths, frames cut at random
   points, truncated frames then a close, unknown and server-only types, many frames per
-  write, extra bidirectional streams, unidirectional streams, resets, STOP_SENDING, garbage
-  tokens). Each answer is checked against a model of PROTOCOL.md, then a control pair of
-  SDK clients must still chat and the node must have forgotten every hostile connection.
+  write, extra bidirectional streams, unidirectional streams (uploads), resets,
+  STOP_SENDING, garbage tokens). Each answer is checked against a model of PROTOCOL.md,
+  then a control pair of SDK clients must still chat and the node must have forgotten
+  every hostile connection.
 * ``test_corpus``: named malformed inputs, each with the outcome PROTOCOL.md documents.
 * ``test_stream_misuse``: streams used against the rules, then the same health checks.
 * The last tests: regressions for the defects this fuzzing found.
@@ -55,6 +56,7 @@ from imaccess.protocol import (
     Code,
     Delivery,
     Error,
+    FileAck,
     Frame,
     FrameDecoder,
     Heartbeat,
@@ -65,12 +67,14 @@ from imaccess.protocol import (
     Notice,
     NoticeKind,
     Packet,
+    Reconnect,
     SyncRequest,
     SyncResponse,
     UnknownMsgType,
     decode_frame,
     encode_frame,
     encode_packet,
+    reconnect_for,
 )
 from imaccess.protocol.codec import encode_body
 from imaccess.settings import Settings
@@ -735,7 +739,9 @@ class ExtraStreamsCase(_Pretty):
 
 @dataclass(frozen=True)
 class UniStreamsCase(_Pretty):
-    """Client unidirectional streams: each refused with STOP_SENDING 4003, nothing else."""
+    """Client unidirectional streams. Before auth each is refused with STOP_SENDING 4003;
+    after it each is an upload (ended with FIN here) whose garbage offer gets a FileAck
+    with a 1xxx code on the control stream. The connection stays open either way."""
 
     authed: bool
     writes: tuple[tuple[bytes, ...], ...]  # per stream, the writes on it
@@ -753,13 +759,22 @@ class UniStreamsCase(_Pretty):
         for writes in self.writes:
             stream = peer.quic.get_next_available_stream_id(is_unidirectional=True)
             streams.append(stream)
-            for data in writes:  # all before the refusal can arrive
-                peer.quic.send_stream_data(stream, data)
+            for i, data in enumerate(writes):  # all before a refusal can arrive
+                last = self.authed and i == len(writes) - 1
+                peer.quic.send_stream_data(stream, data, end_stream=last)
             peer.protocol.transmit()
-        for stream in streams:
-            assert await log.stop_code(stream) == Code.PROTOCOL_ERROR
-        await probe(peer, control if control is not None else peer.new_stream())
-        node.outcomes["STOP_SENDING 4003, open"] += 1
+        if control is None:
+            for stream in streams:
+                assert await log.stop_code(stream) == Code.PROTOCOL_ERROR
+            await probe(peer, peer.new_stream())
+            node.outcomes["STOP_SENDING 4003, open"] += 1
+            return
+        for _ in streams:
+            ack = await peer.next_of(FileAck)
+            assert isinstance(ack.body, FileAck)
+            assert Reconnect.STAYS_OPEN is reconnect_for(ack.body.code) and ack.body.code, ack
+        await probe(peer, control)
+        node.outcomes["uploads refused with FileAck, open"] += 1
 
 
 # ------------------------------------------------------------------ strategies
@@ -1263,7 +1278,8 @@ CORPUS = [
     ),
     pytest.param(Entry("fresh", "uni", const(b"uni"), Refused(4003)), id="uni-stream-before-auth"),
     pytest.param(
-        Entry("authed", "uni", const(frame(Heartbeat())), Refused(4003)), id="uni-stream-after-auth"
+        Entry("authed", "uni", const(frame(Heartbeat())), Refused(1017)),
+        id="uni-stream-after-auth-without-an-offer",
     ),
     # Authentication
     pytest.param(
@@ -1443,6 +1459,9 @@ async def test_corpus(node: Node, entry: Entry) -> None:
         await probe(peer, stream)
     else:
         assert await log.stop_code(stream) == expected.code
+        if reconnect_for(expected.code) is Reconnect.STAYS_OPEN:  # a refused upload
+            ack = await peer.next_of(FileAck)
+            assert isinstance(ack.body, FileAck) and ack.body.code == expected.code
         await probe(peer, control if control is not None else peer.new_stream())
     await node.finish(peer)
     await node.assert_serving()
@@ -1469,12 +1488,15 @@ async def uni_streams_around_auth(node: Node, peer: RawPeer) -> None:
     peer.write(first, valid_auth(node.settings))  # an Auth there is not an Auth
     assert await log.stop_code(first) == Code.PROTOCOL_ERROR
     control, message = await node.authenticate(peer)
-    for _ in range(3):
+    for _ in range(3):  # uploads now, but without an offer
         stream = peer.quic.get_next_available_stream_id(is_unidirectional=True)
         for _ in range(3):
             peer.quic.send_stream_data(stream, frame(Heartbeat()))
         peer.protocol.transmit()
-        assert await log.stop_code(stream) == Code.PROTOCOL_ERROR
+        assert await log.stop_code(stream) == Code.INVALID_OFFER
+        assert (await peer.next_of(FileAck)).body == FileAck(
+            int(Code.INVALID_OFFER), "an upload stream starts with a FileOffer"
+        )
     await probe(peer, control)
     await probe(peer, message)
 
