@@ -36,15 +36,19 @@ async def test_token_command_prints_a_token_the_gateway_accepts(
         assert c.user_id == 31
 
 
+async def _chat_as_user_1(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """``imaccess chat`` as user 1 talking to user 2, once it says it is connected."""
+    chat = await _imaccess(env, "chat", "--user", "1", "--peer", "2", stdin=asyncio.subprocess.PIPE)
+    await _line(chat.stdout, b"connected as user 1")
+    return chat
+
+
 async def test_chat_command_sends_and_shows_messages(
     cli_env: dict[str, str], dev_server: asyncio.subprocess.Process
 ) -> None:
     async with dev_client(cli_env, 2) as bob:
-        chat = await _imaccess(
-            cli_env, "chat", "--user", "1", "--peer", "2", stdin=asyncio.subprocess.PIPE
-        )
+        chat = await _chat_as_user_1(cli_env)
         assert chat.stdin is not None
-        await _line(chat.stdout, b"connected as user 1")
         chat.stdin.write(b"hello from the terminal\n")
         await chat.stdin.drain()
         await _line(chat.stdout, b"  \xe2\x9c\x93 delivered")
@@ -61,11 +65,8 @@ async def test_chat_command_sends_and_saves_files(
     cli_env: dict[str, str], dev_server: asyncio.subprocess.Process, tmp_path: Path
 ) -> None:
     async with dev_client(cli_env, 2) as bob:
-        chat = await _imaccess(
-            cli_env, "chat", "--user", "1", "--peer", "2", stdin=asyncio.subprocess.PIPE
-        )
+        chat = await _chat_as_user_1(cli_env)
         assert chat.stdin is not None
-        await _line(chat.stdout, b"connected as user 1")
         outgoing = tmp_path / "report.csv"
         outgoing.write_bytes(b"a,b\n1,2\n" * 1000)
         chat.stdin.write(f"/send {outgoing}\n".encode())
