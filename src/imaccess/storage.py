@@ -57,6 +57,9 @@ class LocationStore(Protocol):
     async def locations(self, user_id: int) -> list[Location]:
         """The user's locations on live nodes."""
 
+    async def locations_of(self, user_ids: Sequence[int]) -> dict[int, list[Location]]:
+        """``locations`` of several users at once (one round trip on Redis)."""
+
     async def node_alive(self, node_id: str, instance: str, ttl: float) -> None: ...
 
     async def node_gone(self, node_id: str, instance: str) -> None: ...
@@ -114,6 +117,9 @@ class MemoryLocationStore:
             and node[0] == loc.instance
             and node[1] > now
         ]
+
+    async def locations_of(self, user_ids: Sequence[int]) -> dict[int, list[Location]]:
+        return {user_id: await self.locations(user_id) for user_id in user_ids}
 
     async def node_alive(self, node_id: str, instance: str, ttl: float) -> None:
         self._nodes[node_id] = (instance, self._clock() + ttl)

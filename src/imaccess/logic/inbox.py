@@ -9,6 +9,7 @@ Logic may see a message twice (a redelivery after a crash) and must store it onc
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -26,6 +27,11 @@ class Inbox(Protocol):
 
         Returns the stored copy (with its seq) and whether this call stored it.
         """
+
+    async def append_each(
+        self, user_ids: Sequence[int], message: ChatMessage, key: str
+    ) -> list[tuple[ChatMessage, bool]]:
+        """``append`` to each user's inbox (one round trip on Redis), in that order."""
 
     async def since(self, user_id: int, since_seq: int, limit: int) -> SyncResult: ...
 
@@ -63,6 +69,11 @@ class MemoryInbox:
         log.entries.append((key, stored))
         log.keys[key] = stored
         return stored, True
+
+    async def append_each(
+        self, user_ids: Sequence[int], message: ChatMessage, key: str
+    ) -> list[tuple[ChatMessage, bool]]:
+        return [await self.append(user_id, message, key) for user_id in user_ids]
 
     async def since(self, user_id: int, since_seq: int, limit: int) -> SyncResult:
         log = self._logs.get(user_id)

@@ -43,14 +43,13 @@ class LogicService:
         self._clock_ms = clock_ms
 
     async def process(self, message: Upstream) -> None:
-        chat = message.as_chat_message()
-        key = message.dedupe_key
-        stored, _ = await self._inbox.append(message.to_user, chat, key)
-        copies = [(message.to_user, stored)]
+        owners = [message.to_user]
         if message.from_user != message.to_user:
-            sender_copy, _ = await self._inbox.append(message.from_user, chat, key)
-            copies.append((message.from_user, sender_copy))
-        await self._route(copies)
+            owners.append(message.from_user)
+        stored = await self._inbox.append_each(
+            owners, message.as_chat_message(), message.dedupe_key
+        )
+        await self._route([(owner, copy) for owner, (copy, _) in zip(owners, stored, strict=True)])
 
     async def handle_sync(self, user_id: int, since_seq: int, limit: int) -> SyncResult:
         limit = min(limit, self._sync_batch) if limit > 0 else self._sync_batch
@@ -73,9 +72,9 @@ class LogicService:
     async def _route(self, copies: list[tuple[int, ChatMessage]]) -> None:
         """Push each (owner, stored copy) to the nodes holding the owner's connections."""
         per_node: dict[str, list[Push]] = defaultdict(list)
+        found = await self._locations.locations_of([owner for owner, _ in copies])
         for owner, stored in copies:
-            nodes = {loc.node_id for loc in await self._locations.locations(owner)}
-            for node_id in nodes:
+            for node_id in {loc.node_id for loc in found[owner]}:
                 per_node[node_id].append(Push(owner, stored))
         for node_id, pushes in per_node.items():
             await self._downstream.push(node_id, pushes)

@@ -131,7 +131,7 @@ class TableReader:
         except struct.error:
             raise MalformedFrame("table offsets run past the buffer") from None
         self._buf = buf
-        self._table = table
+        self._table: int = table
 
     def _field(self, slot: int) -> int:
         """The field's absolute position, or 0 when absent."""
