@@ -47,7 +47,7 @@ from aioquic.quic.packet import (
     pull_quic_header,
 )
 from aioquic.quic.retry import QuicRetryTokenHandler
-from aioquic.tls import SessionTicket
+from aioquic.tls import Epoch, SessionTicket
 
 from ..connection import Connection, FileStreams, Transport
 from ..protocol.codes import Code
@@ -58,6 +58,8 @@ from .webtransport import WEBTRANSPORT_ALPN, WebTransportHandler
 __all__ = ["ALPN", "ConnectionAcceptor", "QuicServer", "make_server_configuration", "serve_quic"]
 
 ALPN = "im-access"
+_SPENT_CRYPTO_BUFFER = 1024
+"""Bytes of TLS output buffer left to a connection past its handshake."""
 CLOSE_LINGER = 1.0
 """Longest wait for a closing connection's last frame to be acknowledged."""
 log = logging.getLogger(__name__)
@@ -136,6 +138,7 @@ class QuicPeer:
         self._closing = False
         self._h3: WebTransportHandler | None = None
         """Set when the connection negotiated ``h3``: it then owns the stream events."""
+        self._replying = False
         self.file_stream_ids: set[int] = set()
         self._ack_waiters: list[asyncio.Future[None]] = []
         self._file_streams: QuicFileStreams | None = None
@@ -191,10 +194,19 @@ class QuicPeer:
 
     def send(self, stream_id: int, data: bytes) -> None:
         send_or_drop(self._quic, stream_id, data)
+        self._replying = True
 
     def transmit(self) -> None:
         server = self._server
         now = server.loop.time()
+        if self._replying:
+            # Carry the pending ACK in this reply instead of in an ACK-only packet after
+            # aioquic's 1 ms ack delay: a request and its answer then cost one packet each
+            # way (a heartbeat is the commonest case). aioquic has no knob for it.
+            self._replying = False
+            space = self._quic._spaces.get(Epoch.ONE_RTT)
+            if space is not None and space.ack_at is not None:
+                space.ack_at = now
         for data, addr in self._quic.datagrams_to_send(now=now):
             server.sendto(data, addr)
         timer_at = self._quic.get_timer()
@@ -289,6 +301,8 @@ class QuicPeer:
             self._on_stream_data(event)
         elif isinstance(event, HandshakeCompleted):
             self._ensure_connection()
+        if isinstance(event, HandshakeCompleted):
+            self._shrink_crypto_buffers()
         elif isinstance(event, StreamReset | StopSendingReceived) and self.connection is not None:
             self.connection.stream_aborted(event.stream_id)
         if isinstance(event, ConnectionTerminated):
@@ -299,6 +313,15 @@ class QuicPeer:
                 self._timer = None
             if self.connection is not None:
                 self.connection.connection_lost()
+
+    def _shrink_crypto_buffers(self) -> None:
+        """aioquic keeps three 16 KiB TLS output buffers per connection for its life;
+        past the handshake (the session ticket is already out) TLS writes nothing more,
+        so small ones do: this is half of an idle connection's memory."""
+        buffers = self._quic._crypto_buffers
+        for epoch, buffer in list(buffers.items()):
+            if buffer.tell() == 0:  # _push_crypto_data has drained it
+                buffers[epoch] = Buffer(capacity=_SPENT_CRYPTO_BUFFER)
 
     def _session_overdue(self) -> None:
         if self.connection is None and not self._refused and not self._closing:
