@@ -41,6 +41,7 @@ from aioquic.quic.events import (
 )
 from aioquic.quic.packet import (
     QuicHeader,
+    QuicProtocolVersion,
     QuicPacketType,
     encode_quic_retry,
     encode_quic_version_negotiation,
@@ -77,6 +78,9 @@ def make_server_configuration(
     configuration = QuicConfiguration(
         is_client=False,
         alpn_protocols=[ALPN, WEBTRANSPORT_ALPN],
+        # QUIC v1 only (what browsers and our SDKs speak): aioquic derives initial keys
+        # for every supported version on each new connection, a tenth of a handshake.
+        supported_versions=[QuicProtocolVersion.VERSION_1],
         idle_timeout=settings.idle_timeout,
         max_datagram_frame_size=settings.max_datagram_frame_size,
     )
