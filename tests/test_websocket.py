@@ -297,7 +297,8 @@ async def test_client_that_stops_reading_is_closed_as_slow_consumer(
         for i in range(10_000):  # far more than the bound plus the socket buffers
             if conn.closed:
                 break
-            conn.push(ChatMessage(f"m{i}", from_user=1, to_user=9, content=content))
+            message = ChatMessage(f"m{i}", from_user=1, to_user=9, content=content)
+            conn.push_frame(encode_packet(Packet(0, message)))
             await asyncio.sleep(0)  # let the writer flush this turn
         assert conn.closed and codes == [Code.SLOW_CONSUMER]
         # the client never reads the close frame: the TCP connection is cut after a timeout

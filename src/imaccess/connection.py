@@ -274,8 +274,8 @@ class Connection:
         self.session.reply(stream_id, seq, body)
         self._pump()
 
-    def push(self, body: Body) -> None:
-        self.session.push(body)
+    def push_frame(self, frame: bytes) -> None:
+        self.session.push_frame(frame)
         self._pump()
 
     def kick(self, code: Code, reason: str) -> None:

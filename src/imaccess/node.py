@@ -23,8 +23,16 @@ from .connection import Connection, Transport
 from .files import FileTransfers
 from .hub import DeviceLogin, Hub
 from .metrics import NodeMetrics
+from .protocol.codec import encode_packet
 from .protocol.codes import Code
-from .protocol.messages import AuthResponse, ChatMessage, Delivery, MessageAck, SyncResponse
+from .protocol.messages import (
+    AuthResponse,
+    ChatMessage,
+    Delivery,
+    MessageAck,
+    Packet,
+    SyncResponse,
+)
 from .protocol.session import (
     AuthRequested,
     ChatReceived,
@@ -45,6 +53,8 @@ log = logging.getLogger(__name__)
 _MAX_MSG_ID = 128
 
 
+_BROADCAST_SLICE = 256
+"""Connections a broadcast pushes to per event-loop turn."""
 _MESSAGE_OVERHEAD = 128  # bytes a ChatMessage table adds around its strings, generously
 
 
@@ -424,19 +434,33 @@ class AccessNode:
     def deliver(self, pushes: Sequence[Push]) -> None:
         sent = self.metrics.messages_sent
         for push in pushes:
-            for conn in self.hub.of_user(push.user_id):
-                conn.push(push.message)
-                sent.inc()
+            connections = self.hub.of_user(push.user_id)
+            if connections:
+                frame = encode_packet(Packet(0, push.message))  # once for all devices
+                for conn in connections:
+                    conn.push_frame(frame)
+                    sent.inc()
 
     def broadcast(self, message: ChatMessage) -> None:
+        self._spawn_background(self._broadcast(encode_packet(Packet(0, message))))
+
+    async def _broadcast(self, frame: bytes) -> None:
+        """One frame to every authenticated connection, a slice per loop turn: each push
+        costs a QUIC packet, and 50K of them at once would stall everyone for seconds."""
         sent = self.metrics.messages_sent
-        for conn in self.hub:
-            if conn.login is not None:
-                conn.push(message)
-                sent.inc()
+        everyone = [conn for conn in self.hub if conn.login is not None]
+        for start in range(0, len(everyone), _BROADCAST_SLICE):
+            for conn in everyone[start : start + _BROADCAST_SLICE]:
+                if not conn.closed:
+                    conn.push_frame(frame)
+                    sent.inc()
+            await asyncio.sleep(0)
 
     def user_event(self, event: UserEvent) -> None:
-        code = Code(event.code) if event.code in Code._value2member_map_ else Code.KICKED_BY_ADMIN
+        try:
+            code = Code(event.code)
+        except ValueError:  # a code newer than this node: still a removal by an operator
+            code = Code.KICKED_BY_ADMIN
         for conn_id in event.conn_ids:
             conn = self.hub.get(conn_id)
             if conn is not None and conn.user_id == event.user_id:

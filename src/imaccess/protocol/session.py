@@ -229,9 +229,14 @@ class ServerSession:
 
     def push(self, body: Body, seq: int = 0) -> None:
         """Server-initiated frame: on the message stream, else the control stream."""
+        self.push_frame(encode_packet(Packet(seq, body)))
+
+    def push_frame(self, frame: bytes) -> None:
+        """``push`` of a frame already encoded (one message to many connections is
+        encoded once)."""
         stream = self.message_stream if self.message_stream is not None else self.control_stream
         if stream is not None and self.state is SessionState.ACTIVE:
-            self._send(stream, Packet(seq, body))
+            self._outbound.append((stream, frame))
 
     def kick(self, code: Code, reason: str) -> CloseRequested:
         """Tell the client why (a Kick frame on the control stream), then close."""

@@ -41,8 +41,8 @@ from aioquic.quic.events import (
 )
 from aioquic.quic.packet import (
     QuicHeader,
-    QuicProtocolVersion,
     QuicPacketType,
+    QuicProtocolVersion,
     encode_quic_retry,
     encode_quic_version_negotiation,
     pull_quic_header,
