@@ -169,8 +169,10 @@ async def test_a_corrupt_upload_is_refused_with_its_code_and_keeps_nothing(
     settings: Settings, gateway: EmbeddedGateway, offer_for, content: bytes, code: Code
 ) -> None:
     peer = await _authenticated_peer(settings, gateway, 1)
-    await _upload(peer, offer_for(content), content)
-    assert (await _file_ack(peer)).code == code
+    offer = offer_for(content)
+    await _upload(peer, offer, content)
+    ack = await _file_ack(peer)
+    assert (ack.code, ack.msg_id) == (code, offer.msg_id)
     assert _stored(settings) == [] and _partials(settings) == []
     peer.close()
 

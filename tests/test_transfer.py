@@ -90,7 +90,7 @@ def test_malformed_offers_are_refused_before_any_content(offer: FileOffer) -> No
     receiver = UploadReceiver(max_size=1 << 20)
     failure = _failure(receiver.feed(encode_packet(Packet(4, offer)), end_stream=False))
     assert failure.code == Code.INVALID_OFFER and failure.stop_sending
-    assert receiver.seq == 4  # the FileAck echoes it
+    assert (receiver.seq, receiver.offer) == (4, offer)  # the FileAck echoes both
     assert receiver.feed(b"more", end_stream=True) == []
 
 

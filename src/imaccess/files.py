@@ -142,6 +142,7 @@ class FileTransfers:
                     except OSError:
                         log.exception("blob store unavailable", extra={"conn_id": conn.conn_id})
                         self._fail(conn, stream_id, UploadFailed(Code.UNAVAILABLE, "", True))
+                        return
                 case ContentReceived(chunk):
                     assert upload.writer is not None
                     try:

@@ -172,13 +172,12 @@ class UploadReceiver:
                 self._fail(Code.INVALID_OFFER, "an upload stream starts with a FileOffer", True)
             )
             return b""
-        self.seq = packet.seq  # a refusal echoes it too
+        self.seq, self.offer = packet.seq, packet.body  # a refusal echoes them too
         refusal = check_offer(packet.body, self._max_size)
         if refusal is not None:
             self._done = True
             events.append(refusal)
             return b""
-        self.offer = packet.body
         events.append(OfferReceived(packet.seq, packet.body))
         return rest
 
