@@ -18,7 +18,7 @@ import flatbuffers
 
 from imaccess.protocol import ChatMessage, MessageAck, Packet
 from imaccess.protocol._generated import message_generated as fb
-from imaccess.protocol.codec import decode_frame, encode_packet
+from imaccess.protocol.codec import _build_chat, decode_frame, encode_packet
 from imaccess.protocol.framing import FrameDecoder, encode_frame
 
 CHAT = ChatMessage("0123456789abcdef0123456789abcdef", 12345, 67890, "x" * 100, 0, 1, 42)
@@ -39,18 +39,7 @@ def _runtime_frame(seq: int, msg_type: int, payload: bytes, timestamp: int) -> b
 
 def runtime_chat_frame(m: ChatMessage) -> bytes:
     b = flatbuffers.Builder(256)
-    msg_id, content = b.CreateString(m.msg_id), b.CreateString(m.content)
-    fb.ChatMessageStart(b)
-    fb.ChatMessageAddMsgId(b, msg_id)
-    fb.ChatMessageAddFromUser(b, m.from_user)
-    fb.ChatMessageAddToUser(b, m.to_user)
-    fb.ChatMessageAddContent(b, content)
-    fb.ChatMessageAddContentType(b, m.content_type)
-    fb.ChatMessageAddTimestamp(b, m.timestamp)
-    fb.ChatMessageAddSeq(b, m.seq)
-    fb.ChatMessageAddDelivery(b, int(m.delivery))
-    fb.ChatMessageAddGroupId(b, m.group_id)
-    b.Finish(fb.ChatMessageEnd(b))
+    b.Finish(_build_chat(b, m))  # the runtime builder the codec still uses inside SyncResponse
     return _runtime_frame(7, 10, bytes(b.Output()), 1_732_850_000_000)
 
 

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from imaccess.localcluster import LocalCluster, find_binary, free_port
+from imaccess.localcluster import LocalCluster, find_binary, free_port, wait_for_tcp
 
 __all__ = ["Target", "make_target"]
 
@@ -241,7 +241,7 @@ class PeerTarget:
     async def start(self) -> None:
         try:
             await self._redis.start(wait_ready=False)
-            await _wait_for_tcp(self._redis_port)
+            await wait_for_tcp(self._redis_port)
             for server in self._servers:
                 await server.start()
         except BaseException:
@@ -262,18 +262,6 @@ class PeerTarget:
 
     async def broadcast(self, text: str) -> None:
         raise NotImplementedError("the peer has no broadcast scenario")
-
-
-async def _wait_for_tcp(port: int, timeout: float = 15.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)  # the server is still starting: nothing to await
-                continue
-            writer.close()
-            return
 
 
 def make_target(name: str, heartbeat: float) -> Target:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .transport.certs import ensure_dev_certificate
 
-__all__ = ["ClusterProcess", "LocalCluster", "find_binary", "free_port"]
+__all__ = ["ClusterProcess", "LocalCluster", "find_binary", "free_port", "wait_for_tcp"]
 
 
 def find_binary(name: str) -> str:
@@ -163,8 +163,8 @@ class LocalCluster:
         self.servers = [nats, redis]
         for server in self.servers:
             await server.start(logs)
-        await _wait_for_tcp(self.nats_port)
-        await _wait_for_tcp(self.redis_port)
+        await wait_for_tcp(self.nats_port)
+        await wait_for_tcp(self.redis_port)
         for i in range(self._logic_workers):
             await self.start_logic(i)
         for i in range(len(self.quic_ports)):
@@ -214,7 +214,8 @@ class LocalCluster:
         return [("127.0.0.1", port) for port in self.quic_ports]
 
 
-async def _wait_for_tcp(port: int, timeout: float = 15.0) -> None:
+async def wait_for_tcp(port: int, timeout: float = 15.0) -> None:
+    """Return once something accepts TCP connections on loopback ``port``."""
     async with asyncio.timeout(timeout):
         while True:
             try:
