@@ -48,6 +48,7 @@ from imaccess.client import Client
 from imaccess.connection import Connection, Transport
 from imaccess.embedded import EmbeddedGateway
 from imaccess.protocol import (
+    CONTENT_TYPE_FILE,
     DEFAULT_MAX_FRAME_SIZE,
     AuthRequest,
     AuthResponse,
@@ -511,6 +512,7 @@ def ack_code(message: ChatMessage) -> int:
         1 <= len(message.msg_id) <= 128
         and message.to_user > 0
         and len(message.content.encode()) <= MAX_CONTENT
+        and message.content_type != CONTENT_TYPE_FILE  # only the node announces files
     )
     return int(Code.OK) if valid else int(Code.INVALID_MESSAGE)
 
@@ -803,7 +805,7 @@ client_chats = st.builds(
     msg_id=st.one_of(text, st.text(min_size=126, max_size=130)),
     to_user=st.one_of(st.integers(FAR_USER, FAR_USER + 99), st.integers(-(2**63), 0)),
     content=st.one_of(text, st.integers(MAX_CONTENT - 2, MAX_CONTENT + 2).map("x".__mul__)),
-    content_type=i32,
+    content_type=st.one_of(st.just(CONTENT_TYPE_FILE), i32),
     delivery=st.sampled_from(Delivery),
 )
 _segment = st.binary(max_size=48).map(_b64)

@@ -184,6 +184,10 @@ async def test_invalid_message_gets_a_coded_ack(raw: RawFactory, settings: Setti
     peer.send(control, ChatMessage("x", to_user=0, content="nobody"))
     _, ack = await peer.next()
     assert isinstance(ack.body, MessageAck) and ack.body.code == Code.INVALID_MESSAGE
+    forged = '{"file_id": "0123456789abcdef0123456789abcdef", "name": "x", "size": 1}'
+    peer.send(control, ChatMessage("y", to_user=2, content=forged, content_type=1))
+    _, ack = await peer.next()  # only the node announces files
+    assert isinstance(ack.body, MessageAck) and ack.body.code == Code.INVALID_MESSAGE
     assert not peer.terminated.done()
 
 

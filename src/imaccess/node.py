@@ -26,6 +26,7 @@ from .metrics import NodeMetrics
 from .protocol.codec import encode_packet
 from .protocol.codes import Code
 from .protocol.messages import (
+    CONTENT_TYPE_FILE,
     AuthResponse,
     ChatMessage,
     Delivery,
@@ -330,7 +331,7 @@ class AccessNode:
         started = time.perf_counter()
         self.metrics.messages_received.inc()
         message = event.message
-        problem = self._check_message(message.msg_id, message.to_user, message.content)
+        problem = self._check_message(message)
         if problem:
             conn.reply(
                 event.stream_id,
@@ -388,13 +389,15 @@ class AccessNode:
             self.metrics.backend_error("bus")
             raise
 
-    def _check_message(self, msg_id: str, to_user: int, content: str) -> str:
-        if not msg_id or len(msg_id) > _MAX_MSG_ID:
+    def _check_message(self, message: ChatMessage) -> str:
+        if not message.msg_id or len(message.msg_id) > _MAX_MSG_ID:
             return f"msg_id must be 1..{_MAX_MSG_ID} characters"
-        if to_user <= 0:
+        if message.to_user <= 0:
             return "to_user must be a user id"
-        if len(content.encode()) > self.settings.limits.max_content_bytes:
+        if len(message.content.encode()) > self.settings.limits.max_content_bytes:
             return "content too large"
+        if message.content_type == CONTENT_TYPE_FILE:  # only the node announces files
+            return "content_type 1 is reserved for file announcements"
         return ""
 
     async def _sync(self, conn: Connection, event: SyncRequested) -> None:
