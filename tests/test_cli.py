@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from imaccess.client import Client
@@ -36,18 +38,24 @@ async def test_token_command_prints_a_token_the_gateway_accepts(
         assert c.user_id == 31
 
 
-async def _chat_as_user_1(env: dict[str, str]) -> asyncio.subprocess.Process:
-    """``imaccess chat`` as user 1 talking to user 2, once it says it is connected."""
+@contextlib.asynccontextmanager
+async def _chat_as_user_1(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``imaccess chat`` as user 1 talking to user 2, once it says it is connected; killed
+    on the way out if the test did not end it."""
     chat = await _imaccess(env, "chat", "--user", "1", "--peer", "2", stdin=asyncio.subprocess.PIPE)
-    await _line(chat.stdout, b"connected as user 1")
-    return chat
+    try:
+        await _line(chat.stdout, b"connected as user 1")
+        yield chat
+    finally:
+        if chat.returncode is None:
+            chat.kill()
+            await chat.wait()
 
 
 async def test_chat_command_sends_and_shows_messages(
     cli_env: dict[str, str], dev_server: asyncio.subprocess.Process
 ) -> None:
-    async with dev_client(cli_env, 2) as bob:
-        chat = await _chat_as_user_1(cli_env)
+    async with dev_client(cli_env, 2) as bob, _chat_as_user_1(cli_env) as chat:
         assert chat.stdin is not None
         chat.stdin.write(b"hello from the terminal\n")
         await chat.stdin.drain()
@@ -64,8 +72,7 @@ async def test_chat_command_sends_and_shows_messages(
 async def test_chat_command_sends_and_saves_files(
     cli_env: dict[str, str], dev_server: asyncio.subprocess.Process, tmp_path: Path
 ) -> None:
-    async with dev_client(cli_env, 2) as bob:
-        chat = await _chat_as_user_1(cli_env)
+    async with dev_client(cli_env, 2) as bob, _chat_as_user_1(cli_env) as chat:
         assert chat.stdin is not None
         outgoing = tmp_path / "report.csv"
         outgoing.write_bytes(b"a,b\n1,2\n" * 1000)
