@@ -80,6 +80,20 @@ async def test_upload_announces_the_file_and_the_recipient_downloads_it(
     assert (tmp_path / "mine.jpg").read_bytes() == data
 
 
+async def test_transfers_are_counted_by_direction_and_outcome(
+    gateway: EmbeddedGateway, client: ClientFactory, tmp_path: Path
+) -> None:
+    alice, bob = await client(1), await client(2)
+    data = _write(tmp_path / "a.bin", 5000)
+    ack = await alice.send_file(2, tmp_path / "a.bin")
+    await bob.fetch_file(ack.file_id, tmp_path / "b.bin")
+    exposition = gateway.node.metrics.exposition().decode()
+    for direction in ("upload", "download"):
+        labels = f'direction="{direction}",node="access-1"'
+        assert f'access_file_transfers_total{{{labels},outcome="ok"}} 1.0' in exposition
+        assert f"access_file_bytes_total{{{labels}}} {len(data)}.0" in exposition
+
+
 async def test_a_download_resumes_from_what_the_file_already_holds(
     client: ClientFactory, tmp_path: Path
 ) -> None:

@@ -62,7 +62,7 @@ class NodeMetrics:
             ["node", "backend"],
             registry=r,
         )
-        self.file_transfers = Counter(
+        self._file_transfers = Counter(
             "access_file_transfers",
             "File transfers ended, by direction (upload, download) and outcome",
             ["node", "direction", "outcome"],
@@ -77,7 +77,7 @@ class NodeMetrics:
         self._node = node_id
 
     def file_transfer(self, direction: str, outcome: str, size: int = 0) -> None:
-        self.file_transfers.labels(node=self._node, direction=direction, outcome=outcome).inc()
+        self._file_transfers.labels(node=self._node, direction=direction, outcome=outcome).inc()
         if size:
             self._file_bytes.labels(node=self._node, direction=direction).inc(size)
 

@@ -23,9 +23,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived, StreamReset
@@ -53,17 +51,9 @@ from ..protocol.messages import (
     SyncResponse,
 )
 from ..transport.quic import ALPN
-from ..transport.streams import unacked_bytes
 from .core import ClientCore, DeliveryCursor, backoff_delay
-from .files import (
-    CHUNK,
-    UPLOAD_WINDOW,
-    DownloadStream,
-    DownloadTarget,
-    Progress,
-    check_download,
-    hash_file,
-)
+from .files import DownloadStream, DownloadTarget, Progress, check_download, hash_file
+from .link import Link, LinkLost, LinkProtocol
 
 __all__ = ["AuthFailed", "Client", "ClientError", "Disconnected", "SendFailed"]
 
@@ -91,75 +81,6 @@ class SendFailed(ClientError):
 
 class Disconnected(ClientError):
     """The client stopped for good: closed, or a close code that says not to reconnect."""
-
-
-class _LinkLost(Exception):
-    pass
-
-
-class _Protocol(QuicConnectionProtocol):
-    def __init__(self, quic: QuicConnection, **kwargs: Any) -> None:
-        super().__init__(quic, **kwargs)
-        self.on_event: Callable[[QuicEvent], None] = lambda event: None
-        self.ack_waiters: list[asyncio.Future[None]] = []
-
-    def quic_event_received(self, event: QuicEvent) -> None:
-        self.on_event(event)
-
-    def datagram_received(self, data: bytes | str, addr: Any) -> None:
-        super().datagram_received(data, addr)
-        waiters, self.ack_waiters = self.ack_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-
-class _Link:
-    """One QUIC connection and what the client knows about it."""
-
-    def __init__(self, protocol: _Protocol, transport: asyncio.DatagramTransport) -> None:
-        self.protocol = protocol
-        self.transport = transport
-        self.control_stream = protocol._quic.get_next_available_stream_id()
-        self.message_stream: int | None = None
-        self.lost: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self.reconnect_after = 0.0
-        self.last_received = time.monotonic()
-        self.downloads: dict[int, DownloadStream] = {}
-
-    def write(self, data: bytes, stream_id: int | None = None, end_stream: bool = False) -> None:
-        """On ``stream_id``; by default the message stream, or the control stream before it."""
-        if self.lost.done():
-            raise _LinkLost()
-        if stream_id is None:
-            stream_id = (
-                self.message_stream if self.message_stream is not None else self.control_stream
-            )
-        self.protocol._quic.send_stream_data(stream_id, data, end_stream)
-        self.protocol.transmit()
-
-    async def next_ack(self) -> None:
-        """Return after the next datagram from the server (acks ride on those)."""
-        if self.lost.done():
-            raise _LinkLost()
-        waiter = asyncio.get_running_loop().create_future()
-        self.protocol.ack_waiters.append(waiter)
-        await asyncio.wait({waiter, self.lost}, return_when=asyncio.FIRST_COMPLETED)
-        if self.lost.done():
-            raise _LinkLost()
-
-    def mark_lost(self, code: int) -> None:
-        if not self.lost.done():
-            self.lost.set_result(self.close_code if self.close_code is not None else code)
-        downloads, self.downloads = self.downloads, {}
-        for download in downloads.values():
-            download.abandon(_LinkLost())
-
-    def close(self) -> None:
-        self.protocol.close()
-        self.transport.close()
 
 
 class Client:
@@ -209,7 +130,7 @@ class Client:
         self._cursor = DeliveryCursor(last_seq)
         self._incoming: asyncio.Queue[ChatMessage | None] = asyncio.Queue()
         self._pending: dict[int, asyncio.Future[Body]] = {}
-        self._link: _Link | None = None
+        self._link: Link | None = None
         self._ready = asyncio.Event()
         self._first: asyncio.Future[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -256,7 +177,7 @@ class Client:
         for attempt in range(self._send_attempts):
             try:
                 reply = await self._request(message, timeout=self._ack_timeout)
-            except (TimeoutError, _LinkLost):
+            except (TimeoutError, LinkLost):
                 continue
             if isinstance(reply, MessageAck):
                 if reply.code == Code.OK:
@@ -297,31 +218,14 @@ class Client:
         )
         self._remember_sent(offer.msg_id)
         link = await self._ready_link()
-        quic = link.protocol._quic
-        stream = quic.get_next_available_stream_id(is_unidirectional=True)
         seq, frame = self._core.request(offer, int(time.time() * 1000))
         reply: asyncio.Future[Body] = asyncio.get_running_loop().create_future()
         self._pending[seq] = reply
         try:
-            link.write(frame, stream)
-            sent = 0
             with open(path, "rb") as source:  # noqa: ASYNC230 - 64 KiB local reads
-                while not reply.done() and (chunk := source.read(CHUNK)):
-                    link.write(chunk, stream)
-                    sent += len(chunk)
-                    if on_progress is not None:
-                        on_progress(sent, size)
-                    while unacked_bytes(quic, stream) > UPLOAD_WINDOW and not reply.done():
-                        await link.next_ack()
-            if not reply.done():
-                link.write(b"", stream, end_stream=True)
+                await link.write_file(frame, source, size, reply, on_progress)
             answer = await asyncio.wait_for(reply, ack_timeout)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                quic.reset_stream(stream, int(Code.OK))
-                link.protocol.transmit()
-            raise
-        except (_LinkLost, TimeoutError) as exc:
+        except (LinkLost, TimeoutError) as exc:
             raise SendFailed(
                 int(Code.UNAVAILABLE), f"upload of {path.name} lost: {exc!r}"
             ) from None
@@ -363,7 +267,7 @@ class Client:
                     code = getattr(header, "code", int(Code.UNAVAILABLE))
                     raise ClientError(code, f"file {file_id} refused")
                 header = await finished
-            except _LinkLost:
+            except LinkLost:
                 raise ClientError(
                     int(Code.UNAVAILABLE), "connection lost during download"
                 ) from None
@@ -436,7 +340,7 @@ class Client:
     async def _supervise(self) -> None:
         attempt = 0
         while not self._closing:
-            link: _Link | None = None
+            link: Link | None = None
             try:
                 link = await self._open_link()
             except Disconnected as exc:
@@ -451,7 +355,7 @@ class Client:
                     continue
                 self._stop(exc)
                 return
-            except (OSError, TimeoutError, ConnectionError, _LinkLost, ClientError) as exc:
+            except (OSError, TimeoutError, ConnectionError, LinkLost, ClientError) as exc:
                 log.debug("connect failed: %s", exc)
                 if self.connects == 0 and not self._reconnect:
                     self._stop(Disconnected(int(Code.UNAVAILABLE), f"connect failed: {exc}"))
@@ -487,10 +391,10 @@ class Client:
             self._first.set_exception(error)
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(_LinkLost())
+                future.set_exception(LinkLost())
         self._incoming.put_nowait(None)
 
-    async def _open_link(self) -> _Link:
+    async def _open_link(self) -> Link:
         loop = asyncio.get_running_loop()
         self.host, self.port = self.servers[self._link_attempts % len(self.servers)]
         self._link_attempts += 1
@@ -510,9 +414,9 @@ class Client:
         local = _local_address_for(str(address[0]))
         quic = QuicConnection(configuration=configuration, session_ticket_handler=self._keep_ticket)
         transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _Protocol(quic), local_addr=(local, 0)
+            lambda: LinkProtocol(quic), local_addr=(local, 0)
         )
-        link = _Link(protocol, transport)
+        link = Link(protocol, transport)
         protocol.on_event = lambda event: self._on_event(link, event)
         self._link = link
         try:
@@ -557,18 +461,18 @@ class Client:
             link.close()
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(_LinkLost())
+                future.set_exception(LinkLost())
         self._pending.clear()
         self._core.reset_streams()
 
-    async def _ready_link(self, timeout: float | None = None) -> _Link:
+    async def _ready_link(self, timeout: float | None = None) -> Link:
         await asyncio.wait_for(self._ready.wait(), timeout or self._connect_timeout)
         if self._link is None:
-            raise _LinkLost()
+            raise LinkLost()
         return self._link
 
     async def _request(
-        self, body: Body, *, timeout: float, link: _Link | None = None, stream_id: int | None = None
+        self, body: Body, *, timeout: float, link: Link | None = None, stream_id: int | None = None
     ) -> Body:
         if link is None:
             link = await self._ready_link(timeout)
@@ -581,13 +485,13 @@ class Client:
         finally:
             self._pending.pop(seq, None)
 
-    async def _heartbeat(self, link: _Link) -> None:
+    async def _heartbeat(self, link: Link) -> None:
         while not link.lost.done():
             await asyncio.sleep(self._heartbeat_interval)
             if time.monotonic() - link.last_received > 3 * self._heartbeat_interval:
                 link.mark_lost(int(Code.HEARTBEAT_TIMEOUT))
                 return
-            with contextlib.suppress(_LinkLost):
+            with contextlib.suppress(LinkLost):
                 _, frame = self._core.request(Heartbeat())
                 link.write(frame, link.control_stream)
 
@@ -600,10 +504,10 @@ class Client:
     async def _sync_quietly(self) -> None:
         try:
             await self.sync()
-        except (ClientError, TimeoutError, _LinkLost) as exc:
+        except (ClientError, TimeoutError, LinkLost) as exc:
             log.debug("sync failed, retried on the next connect: %s", exc)
 
-    def _leave(self, link: _Link) -> None:
+    def _leave(self, link: Link) -> None:
         """Drop a draining node's link; the supervisor reconnects at once (elsewhere)."""
         if not link.lost.done():
             link.mark_lost(int(Code.DRAINING))
@@ -628,7 +532,7 @@ class Client:
         answer.set_result(header)
         return target
 
-    def _on_download(self, link: _Link, event: StreamDataReceived) -> None:
+    def _on_download(self, link: Link, event: StreamDataReceived) -> None:
         stream_id = event.stream_id
         download = link.downloads.get(stream_id)
         if download is None:
@@ -641,12 +545,12 @@ class Client:
             download.abandon(ClientError(int(Code.MALFORMED_FRAME), str(exc)))
         if not wanted:
             with contextlib.suppress(Exception):
-                link.protocol._quic.stop_stream(stream_id, int(Code.OK))
+                link.quic.stop_stream(stream_id, int(Code.OK))
                 link.protocol.transmit()
         if event.end_stream or not wanted:
             link.downloads.pop(stream_id, None)
 
-    def _on_event(self, link: _Link, event: QuicEvent) -> None:
+    def _on_event(self, link: Link, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived) and event.stream_id & 0x3 == 0x3:
             link.last_received = time.monotonic()
             self._on_download(link, event)
@@ -669,7 +573,7 @@ class Client:
             link.close_reason = link.close_reason or event.reason_phrase
             link.mark_lost(event.error_code)
 
-    def _on_packet(self, link: _Link, seq: int, body: Body) -> None:
+    def _on_packet(self, link: Link, seq: int, body: Body) -> None:
         future = self._pending.get(seq) if seq else None
         if (
             future is not None
@@ -699,7 +603,7 @@ class Client:
                 asyncio.get_running_loop().call_later(after_ms / 1000, self._leave, link)
 
 
-def _tls_failure(link: _Link) -> int | None:
+def _tls_failure(link: Link) -> int | None:
     """The QUIC CRYPTO_ERROR (0x100 + TLS alert) that ended a handshake, if one did."""
     if link.lost.done() and not link.lost.cancelled():
         code = link.lost.result()
