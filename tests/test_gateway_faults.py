@@ -111,6 +111,24 @@ async def test_heartbeats_keep_a_connection_alive(settings: Settings) -> None:
         peer.close()
 
 
+async def test_quic_pings_keep_a_connection_alive(settings: Settings) -> None:
+    """Raw-QUIC clients keep alive with QUIC PINGs (PROTOCOL.md "Heartbeat"): no frame at
+    all after the AuthAck, and the node still does not time the connection out."""
+    settings.heartbeat.interval = 0.1
+    settings.heartbeat.timeout = 0.4
+    async with EmbeddedGateway(settings) as gw:
+        peer = await RawPeer.connect(*gw.address, gw.cert_file)
+        stream = peer.new_stream()
+        peer.send(stream, AuthRequest(token_for(settings, 4), "d", "test"))
+        await peer.next()
+        for _ in range(10):  # 10 x 0.1 s = 2.5 timeouts of activity
+            await asyncio.wait_for(peer.protocol.ping(), 2)  # the node's ACK answers it
+            await asyncio.sleep(0.1)  # the client's heartbeat interval, not a wait for an event
+        assert not peer.terminated.done()
+        assert peer.packets.empty()  # no Kick, and no frame was needed either way
+        peer.close()
+
+
 async def test_malformed_frame_closes_only_that_connection(
     raw: RawFactory, client: ClientFactory, settings: Settings
 ) -> None:

@@ -235,6 +235,10 @@ class Connection:
         if events:
             self._sink.on_events(self, events)
 
+    def keepalive(self, now: float) -> None:
+        """A packet from the client: it is alive, whether or not the packet held a frame."""
+        self.session.keepalive(now)
+
     def receive_upload(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         """Bytes on a client unidirectional stream: a file upload."""
         if not self._closed:

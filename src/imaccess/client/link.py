@@ -30,11 +30,15 @@ class LinkProtocol(QuicConnectionProtocol):
         super().__init__(quic, **kwargs)
         self.on_event: Callable[[QuicEvent], None] = lambda event: None
         self.ack_waiters: list[asyncio.Future[None]] = []
+        self.last_received = time.monotonic()
+        """When the server was last heard from: any datagram (the ACK of a keepalive
+        PING carries no frame)."""
 
     def quic_event_received(self, event: QuicEvent) -> None:
         self.on_event(event)
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        self.last_received = time.monotonic()
         super().datagram_received(data, addr)
         waiters, self.ack_waiters = self.ack_waiters, []
         for waiter in waiters:
@@ -55,7 +59,6 @@ class Link:
         self.close_code: int | None = None
         self.close_reason = ""
         self.reconnect_after = 0.0
-        self.last_received = time.monotonic()
         self.downloads: dict[int, DownloadStream] = {}
 
     def write(self, data: bytes, stream_id: int | None = None, end_stream: bool = False) -> None:
@@ -67,6 +70,18 @@ class Link:
                 self.message_stream if self.message_stream is not None else self.control_stream
             )
         self.quic.send_stream_data(stream_id, data, end_stream)
+        self.protocol.transmit()
+
+    @property
+    def last_received(self) -> float:
+        return self.protocol.last_received
+
+    def keepalive(self) -> None:
+        """A QUIC PING: the node counts any packet as a heartbeat and answers it with a
+        bare ACK, which costs it no frame decoding or encoding (PROTOCOL.md "Heartbeat")."""
+        if self.lost.done():
+            raise LinkLost()
+        self.quic.send_ping(0)
         self.protocol.transmit()
 
     async def write_file(

@@ -492,8 +492,7 @@ class Client:
                 link.mark_lost(int(Code.HEARTBEAT_TIMEOUT))
                 return
             with contextlib.suppress(LinkLost):
-                _, frame = self._core.request(Heartbeat())
-                link.write(frame, link.control_stream)
+                link.keepalive()
 
     def _schedule_sync(self) -> None:
         if self._sync_task is not None and not self._sync_task.done():
@@ -552,14 +551,12 @@ class Client:
 
     def _on_event(self, link: Link, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived) and event.stream_id & 0x3 == 0x3:
-            link.last_received = time.monotonic()
             self._on_download(link, event)
         elif isinstance(event, StreamReset):
             download = link.downloads.pop(event.stream_id, None)
             if download is not None:
                 download.abandon(ClientError(event.error_code, "download reset by the server"))
         elif isinstance(event, StreamDataReceived):
-            link.last_received = time.monotonic()
             try:
                 packets = self._core.receive(event.stream_id, event.data)
             except ProtocolError as exc:

@@ -15,8 +15,10 @@ Rules (PROTOCOL.md "Streams" and "Handshake"):
   (``resumed_user``) may send ChatMessage and SyncRequest in 0-RTT early data, as that
   user, before its AuthRequest: they are idempotent (messages are de-duplicated by
   ``msg_id``), unlike an AuthRequest, whose replay could kick the user's other devices.
-* Any frame counts as activity; silence for ``heartbeat_timeout`` closes with
-  HEARTBEAT_TIMEOUT; no AuthRequest within ``auth_deadline`` closes with AUTH_TIMEOUT.
+* Any frame counts as activity, and so does any packet the transport reports with
+  ``keepalive`` (raw-QUIC clients keep alive with QUIC PINGs, which never reach the
+  session as frames); silence for ``heartbeat_timeout`` closes with HEARTBEAT_TIMEOUT;
+  no AuthRequest within ``auth_deadline`` closes with AUTH_TIMEOUT.
 
 The session never reads a clock: every call that depends on time takes ``now``
 (seconds, any monotonic origin). Inputs are ``receive`` / ``check_timers`` and the
@@ -185,6 +187,10 @@ class ServerSession:
         except ProtocolError as exc:
             events.append(self._violation(stream_id, exc))
         return events
+
+    def keepalive(self, now: float) -> None:
+        """The transport heard from the client (a packet, not necessarily a frame)."""
+        self._last_active = now
 
     def check_timers(self, now: float) -> list[Event]:
         """Call at or after ``next_deadline()``; closes a silent or unauthenticated peer."""

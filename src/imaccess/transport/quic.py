@@ -265,8 +265,15 @@ class QuicPeer:
     # ------------------------------------------------------------ QUIC events
 
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
-        self._quic.receive_datagram(data, addr, now=self._server.loop.time())
-        self._process_events()
+        now = self._server.loop.time()
+        self._quic.receive_datagram(data, addr, now=now)
+        if not self._process_events():
+            # Nothing for the application: a QUIC PING keepalive (or an ACK, which needs
+            # no answer). Acknowledge now instead of arming aioquic's ack-delay timer:
+            # the same one packet, without the timer churn.
+            self._replying = True
+        if self.connection is not None:
+            self.connection.keepalive(now)
         self.transmit()
         if self._ack_waiters:
             self._wake_ack_waiters()
@@ -284,7 +291,8 @@ class QuicPeer:
         self._process_events()
         self.transmit()
 
-    def _process_events(self) -> None:
+    def _process_events(self) -> bool:
+        """Handle what aioquic has for us; False when it had nothing."""
         event = self._quic.next_event()
         while event is not None:
             self._handle_event(event)
