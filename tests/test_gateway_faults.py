@@ -129,6 +129,28 @@ async def test_quic_pings_keep_a_connection_alive(settings: Settings) -> None:
         peer.close()
 
 
+async def test_a_vanished_client_is_reaped_by_the_quic_idle_timeout(settings: Settings) -> None:
+    """A client that disappears without a word is forgotten at the QUIC idle timeout, a
+    deadline kept in the server's shared timer wheel (it is far away when armed)."""
+    settings.quic.idle_timeout = 2.0
+    settings.heartbeat.timeout = 600  # so the QUIC idle timeout, not the node, reaps it
+    async with EmbeddedGateway(settings) as gw:
+        peer = await RawPeer.connect(*gw.address, gw.cert_file)
+        stream = peer.new_stream()
+        peer.send(stream, AuthRequest(token_for(settings, 4), "d", "test"))
+        _, auth = await peer.next()
+        assert isinstance(auth.body, AuthResponse) and auth.body.code == Code.OK
+        (conn,) = gw.node.hub.of_user(4)
+        # the PING carries the ACK of the AuthAck: no loss timer is left to close it early
+        await asyncio.wait_for(peer.protocol.ping(), 2)
+        peer.vanish()
+        started = time.monotonic()
+        await asyncio.wait_for(conn.gone, 10)
+        assert time.monotonic() - started >= 1.0  # the idle timeout, not a close
+        assert gw.node.hub.of_user(4) == []
+        peer.close()
+
+
 async def test_malformed_frame_closes_only_that_connection(
     raw: RawFactory, client: ClientFactory, settings: Settings
 ) -> None:

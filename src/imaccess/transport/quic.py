@@ -53,6 +53,7 @@ from aioquic.tls import Epoch, SessionTicket
 from ..connection import Connection, FileStreams, Transport
 from ..protocol.codes import Code
 from ..settings import QuicSettings
+from ..timers import TimerWheel
 from .streams import QuicFileStreams, send_or_drop, unacked_bytes
 from .webtransport import WEBTRANSPORT_ALPN, WebTransportHandler
 
@@ -63,6 +64,10 @@ _SPENT_CRYPTO_BUFFER = 1024
 """Bytes of TLS output buffer left to a connection past its handshake."""
 CLOSE_LINGER = 1.0
 """Longest wait for a closing connection's last frame to be acknowledged."""
+NEAR_DEADLINE = 1.0
+"""QUIC deadlines further away than this (seconds) wait in the shared timer wheel."""
+WHEEL_RESOLUTION = 0.5
+"""How late a far deadline (an idle timeout) may fire."""
 log = logging.getLogger(__name__)
 
 
@@ -213,14 +218,37 @@ class QuicPeer:
                 space.ack_at = now
         for data, addr in self._quic.datagrams_to_send(now=now):
             server.sendto(data, addr)
+        self._arm_timer(now)
+
+    def _arm_timer(self, now: float) -> None:
+        """Wake at aioquic's next deadline: with a loop timer when it is near (ACK delay,
+        loss detection, pacing), in the server's shared wheel when it is far (the idle
+        timeout). Every packet pushes the idle timeout back, and re-arming a loop timer for
+        it per packet was much of an idle connection's CPU; moving a wheel entry is a
+        couple of dict operations, and none at all within the same second."""
         timer_at = self._quic.get_timer()
-        if timer_at != self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            if timer_at is not None:
-                self._timer = server.loop.call_at(timer_at, self._handle_timer)
-            self._timer_at = timer_at
+        if timer_at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = timer_at
+        wheel = self._server.timer_wheel
+        if timer_at is not None and timer_at - now > NEAR_DEADLINE:
+            wheel.schedule(self, timer_at)
+            return
+        wheel.cancel(self)
+        if timer_at is not None:
+            self._timer = self._server.loop.call_at(timer_at, self._handle_timer)
+
+    def wheel_due(self, now: float) -> None:
+        """The wheel's bucket for this peer came due: its deadline may have moved since."""
+        self._timer_at = None
+        timer_at = self._quic.get_timer()
+        if timer_at is not None and timer_at <= now:
+            self._handle_timer()
+        else:
+            self._arm_timer(now)
 
     @property
     def file_streams(self) -> FileStreams:
@@ -320,6 +348,7 @@ class QuicPeer:
         if isinstance(event, ConnectionTerminated):
             self._wake_ack_waiters()
             self._server.forget(self)
+            self._server.timer_wheel.cancel(self)
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -376,6 +405,8 @@ class QuicServer(asyncio.DatagramProtocol):
         self._configuration = configuration
         self._peers: dict[bytes, QuicPeer] = {}
         self.tickets = _TicketStore()
+        self.timer_wheel: TimerWheel[QuicPeer] = TimerWheel(WHEEL_RESOLUTION)
+        self._wheel_tick: asyncio.TimerHandle | None = None
         self._retry = QuicRetryTokenHandler() if retry else None
         self._transport: asyncio.DatagramTransport | None = None
 
@@ -391,6 +422,16 @@ class QuicServer(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
+        self._turn_wheel()
+
+    def _turn_wheel(self) -> None:
+        self._wheel_tick = self.loop.call_later(WHEEL_RESOLUTION, self._turn_wheel)
+        now = self.loop.time()
+        for peer in self.timer_wheel.pop_due(now):
+            try:
+                peer.wheel_due(now)
+            except Exception:  # one broken connection must not stop everyone's timers
+                log.exception("QUIC timer of %s failed", peer.remote_address)
 
     def sendto(self, data: bytes, addr: NetworkAddress) -> None:
         if self._transport is not None:
@@ -412,6 +453,9 @@ class QuicServer(asyncio.DatagramProtocol):
         peer.cids.clear()
 
     def close(self) -> None:
+        if self._wheel_tick is not None:
+            self._wheel_tick.cancel()
+            self._wheel_tick = None
         if self._transport is not None:
             self._transport.close()
 
