@@ -8,6 +8,7 @@ import socket
 
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
+from aioquic.tls import Epoch
 
 from imaccess.embedded import EmbeddedGateway
 from imaccess.protocol import AuthRequest, AuthResponse, ChatMessage, Code, Heartbeat, MessageAck
@@ -200,3 +201,15 @@ async def test_migration_to_a_new_port_keeps_the_session(
     locations = await gateway.locations.locations(1)
     assert [loc.conn_id for loc in locations] == [auth.body.conn_id]
     peer.close()
+
+
+def test_connections_share_aioquic_epoch_sets() -> None:
+    """The gateway interns aioquic's per-connection epoch frozensets (~7 KB a connection)."""
+    import imaccess.transport.quic  # noqa: F401  (the import applies it)
+
+    def handlers(quic: QuicConnection) -> dict[int, tuple[object, frozenset[object]]]:
+        return quic._QuicConnection__frame_handlers  # type: ignore[attr-defined,no-any-return]
+
+    a, b = (QuicConnection(configuration=QuicConfiguration(is_client=True)) for _ in range(2))
+    assert handlers(a)[0x06][1] is handlers(b)[0x06][1]  # CRYPTO: the same set object
+    assert handlers(a)[0x06][1] == {Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT}

@@ -18,6 +18,7 @@ The same port serves browsers: a connection that negotiates ALPN ``h3`` is hande
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from aioquic._buffer import Buffer
+from aioquic.quic import connection as aioquic_connection
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 from aioquic.quic.events import (
@@ -69,6 +71,10 @@ NEAR_DEADLINE = 1.0
 WHEEL_RESOLUTION = 0.5
 """How late a far deadline (an idle timeout) may fire."""
 log = logging.getLogger(__name__)
+
+# aioquic gives every connection a frame-handler table holding 33 freshly built frozensets
+# of epochs (~7 KB per connection); they are immutable, so all connections can share them.
+aioquic_connection.EPOCHS = functools.cache(aioquic_connection.EPOCHS)
 
 
 class ConnectionAcceptor(Protocol):
