@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .auth import issue_token
 from .logs import configure_logging
+from .runtime import tune_garbage_collector
 from .settings import Settings, load_settings, split_host_port
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
         loop_factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
         pass
+    tune_garbage_collector()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(coro)

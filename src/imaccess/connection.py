@@ -102,6 +102,10 @@ def coalesce(frames: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
     return out
 
 
+def _gone() -> None:
+    """The overflow callback of a writer whose connection is gone."""
+
+
 class OutboundWriter:
     __slots__ = (
         "_loop",
@@ -163,6 +167,12 @@ class OutboundWriter:
     def discard(self) -> None:
         self._pending.clear()
         self._pending_bytes = 0
+
+    def detach(self) -> None:
+        """The connection is gone: drop what is queued, and the overflow callback, which
+        refers back to the connection (a cycle only the cyclic collector would break)."""
+        self.discard()
+        self._on_overflow = _gone
 
 
 class EventSink(Protocol):
@@ -261,7 +271,7 @@ class Connection:
             return
         self._lost = True
         self._closed = True
-        self.writer.discard()
+        self.writer.detach()
         for task in self.tasks:
             task.cancel()
         self._sink.on_closed(self)
