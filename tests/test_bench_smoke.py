@@ -93,8 +93,11 @@ def test_idle_embedded(tmp_path: Path) -> None:
     assert result["disconnects"] == 0
 
 
-def test_connect_embedded(tmp_path: Path) -> None:
-    result = bench(tmp_path, "connect", "--target", "embedded", "--connections", "8")
+@pytest.mark.parametrize("stack", ["qh3", "aioquic"])
+def test_connect_embedded(tmp_path: Path, stack: str) -> None:
+    result = bench(tmp_path, "connect", "--target", "embedded", "--connections", "8",
+                   "--client-stack", stack)  # fmt: skip
+    assert result["client_stack"]["name"] == stack
     full, resumed = result["phases"]["full"], result["phases"]["resumed"]
     assert full["connected"] == resumed["connected"] == 8
     assert full["resumed"] == 0

@@ -13,6 +13,7 @@ from typing import Any
 from . import report
 from .scenarios import chat, compare, connect, fanout, idle
 from .scenarios.common import Options, Outcome, machine, results_dir
+from .stacks import DEFAULT_STACK, STACKS, load_stack
 
 __all__ = ["main"]
 
@@ -52,12 +53,24 @@ def _common(parser: argparse.ArgumentParser, targets: tuple[str, ...] | None) ->
     parser.add_argument("--baseline", type=float, default=3.0, help="chat: idle CPU seconds")
     parser.add_argument("--heartbeat", type=float, default=30.0, help="heartbeat interval s")
     parser.add_argument(
+        "--keepalive",
+        choices=("ping", "frame"),
+        default="ping",
+        help="QUIC clients: QUIC PING (as the SDK) or Heartbeat frame (as a browser)",
+    )
+    parser.add_argument(
         "--ramp-rate", type=float, default=300.0, help="new connections/s while ramping (0: max)"
     )
     parser.add_argument("--concurrency", type=int, default=100, help="handshakes in flight/worker")
     parser.add_argument("--broadcasts", type=int, default=3, help="fanout: broadcasts to send")
     parser.add_argument("--no-resume", action="store_true", help="connect: skip resumption")
     parser.add_argument("--all-rates", action="store_true", help="chat: go on past saturation")
+    parser.add_argument(
+        "--client-stack",
+        choices=STACKS,
+        default=DEFAULT_STACK,
+        help="QUIC library of the load generator's clients (the server is aioquic either way)",
+    )
     parser.add_argument("--server-cpus", help="pin the target, e.g. 0 or 0-1")
     parser.add_argument("--client-cpus", help="pin the load generator, e.g. 1")
     parser.add_argument("--out", help="results directory (default bench/results)")
@@ -78,6 +91,7 @@ def _options(args: argparse.Namespace) -> Options:
         drain=args.drain,
         baseline=args.baseline,
         heartbeat=args.heartbeat,
+        keepalive=args.keepalive,
         ramp_rate=args.ramp_rate or None,
         concurrency=args.concurrency,
         broadcasts=args.broadcasts,
@@ -85,6 +99,7 @@ def _options(args: argparse.Namespace) -> Options:
         stop_at_saturation=not args.all_rates,
         server_cpus=args.server_cpus,
         client_cpus=args.client_cpus,
+        client_stack=args.client_stack,
     )
 
 
@@ -110,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome = asyncio.run(SCENARIOS[args.scenario][0](options))
         name = args.name or f"{args.scenario}-{options.target}"
     outcome.result["machine"] = machine()
+    # the QUIC clients' library; the Socket.IO peer's clients are aiohttp either way
+    quic = args.scenario == "compare" or options.target != "peer"
+    outcome.result["client_stack"] = load_stack(options.client_stack).describe() if quic else None
     outcome.result["options"] = {k: v for k, v in vars(args).items() if k != "scenario"}
     paths = report.write(outcome, results_dir(args.out), name, png=not args.no_png)
     print(json.dumps(paths))

@@ -16,6 +16,7 @@ import sys
 
 from imaccess.embedded import EmbeddedGateway
 from imaccess.logs import configure_logging
+from imaccess.runtime import tune_garbage_collector
 from imaccess.settings import load_settings
 
 
@@ -52,6 +53,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     import uvloop
 
+    tune_garbage_collector()  # as `imaccess dev` does
     uvloop.run(serve())
     return 0
 

@@ -5,26 +5,16 @@ per-stream frame decoding); everything the high-level ``Client`` adds (reconnect
 resends, sync, queues, a task per connection) is left out, because a worker holds
 thousands of these and each must cost little more than its QUIC state. The flow is the
 SDK's: handshake, AuthRequest on the control stream, AuthAck, then a Heartbeat opens
-the message stream where pushes arrive.
+the message stream where pushes arrive. The QUIC library under it is the mux's
+:class:`~.stacks.ClientStack` (qh3 or aioquic).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import ssl
 import time
 from collections.abc import Callable
-
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import NetworkAddress
-from aioquic.quic.events import (
-    ConnectionTerminated,
-    HandshakeCompleted,
-    QuicEvent,
-    StreamDataReceived,
-)
-from aioquic.tls import SessionTicket
+from typing import Any
 
 from imaccess.client.core import ClientCore
 from imaccess.protocol.errors import ProtocolError
@@ -40,8 +30,9 @@ from imaccess.protocol.messages import (
 )
 from imaccess.transport.quic import ALPN
 
-from .quicmux import QuicLink, QuicMux
+from .quicmux import NetworkAddress, QuicEvent, QuicLink, QuicMux, SessionTicket
 from .recorder import Recorder, content_for, sent_at
+from .stacks import ClientStack
 
 __all__ = ["ImClient", "client_configuration"]
 
@@ -49,19 +40,11 @@ _HEARTBEAT, _MESSAGE, _AUTH = 0, 1, 2
 
 
 def client_configuration(
-    idle_timeout: float, ticket: SessionTicket | None = None
-) -> QuicConfiguration:
-    """The development certificate is self-signed: the load generator does not verify it."""
-    configuration = QuicConfiguration(
-        is_client=True,
-        alpn_protocols=[ALPN],
-        server_name="localhost",
-        idle_timeout=idle_timeout,
-        verify_mode=ssl.CERT_NONE,
-    )
-    if ticket is not None:
-        configuration = dataclasses.replace(configuration, session_ticket=ticket)
-    return configuration
+    stack: ClientStack, idle_timeout: float, ticket: SessionTicket | None = None
+) -> Any:
+    """The development certificate is self-signed: the load generator does not verify it.
+    ``ticket`` must come from the same stack (each has its own SessionTicket class)."""
+    return stack.configuration(alpn=ALPN, idle_timeout=idle_timeout, session_ticket=ticket)
 
 
 class ImClient:
@@ -71,8 +54,11 @@ class ImClient:
         "_link",
         "_message_stream",
         "_pending",
+        "_ping_uid",
+        "_pings",
         "_recorder",
         "_seen",
+        "_stack",
         "_started",
         "_token",
         "device_id",
@@ -89,10 +75,13 @@ class ImClient:
         self._recorder = recorder
         self._core = ClientCore(max_frame_size=64 * 1024)
         self._link: QuicLink | None = None
+        self._stack: ClientStack | None = None
         self._message_stream: int | None = None
         self._pending: dict[int, tuple[int, float]] = {}
         self._seen: set[int] = set()
         self._hb_timer: asyncio.TimerHandle | None = None
+        self._ping_uid = 0
+        self._pings: dict[int, float] = {}
         self._started = 0.0
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         """True once authenticated; False if the connection failed first."""
@@ -104,19 +93,31 @@ class ImClient:
         link = self._link
         return link is not None and not link.closed and self.ready.done() and self.ready.result()
 
-    def connect(self, mux: QuicMux, addr: NetworkAddress, configuration: QuicConfiguration) -> None:
+    def connect(self, mux: QuicMux, addr: NetworkAddress, configuration: Any) -> None:
         self._started = time.monotonic()
+        self._stack = mux.stack
         link = mux.connect(configuration, addr, session_ticket_handler=self._keep_ticket)
         link.on_event = self._on_event
         self._link = link
 
-    def start_heartbeats(self, interval: float, first_delay: float) -> None:
+    def start_heartbeats(
+        self, interval: float, first_delay: float, keepalive: str = "ping"
+    ) -> None:
+        """Keep alive every ``interval``: with a QUIC PING (``ping``, what the SDK does:
+        the RTT is the PING's ACK) or a Heartbeat frame and its echo (``frame``, what a
+        browser has to do)."""
         loop = asyncio.get_running_loop()
 
         def beat() -> None:
             if not self.alive:
                 return
-            self._request(Heartbeat(), _HEARTBEAT, 0)
+            if keepalive == "ping":
+                assert self._link is not None
+                self._ping_uid += 1
+                self._pings[self._ping_uid] = time.monotonic()
+                self._link.ping(self._ping_uid)
+            else:
+                self._request(Heartbeat(), _HEARTBEAT, 0)
             self._recorder.heartbeats_sent += 1
             self._hb_timer = loop.call_later(interval, beat)
 
@@ -155,7 +156,10 @@ class ImClient:
         self._link.send(stream, frame)
 
     def _on_event(self, event: QuicEvent) -> None:
-        if isinstance(event, StreamDataReceived):
+        stack = self._stack
+        assert stack is not None
+        kind = type(event)
+        if kind is stack.StreamDataReceived:
             try:
                 packets = self._core.receive(event.stream_id, event.data)
             except ProtocolError as exc:
@@ -164,12 +168,17 @@ class ImClient:
                 return
             for packet in packets:
                 self._on_packet(packet.seq, packet.body)
-        elif isinstance(event, HandshakeCompleted):
+        elif kind is stack.PingAcknowledged:
+            sent = self._pings.pop(event.uid, None)
+            if sent is not None and sent >= self._recorder.since:
+                self._recorder.heartbeats_echoed += 1
+                self._recorder.heartbeat.record(time.monotonic() - sent)
+        elif kind is stack.HandshakeCompleted:
             if event.session_resumed:
                 self._recorder.resumed += 1
             auth = AuthRequest(self._token, self.device_id, "bench")
             self._request(auth, _AUTH, 0)
-        elif isinstance(event, ConnectionTerminated):
+        elif kind is stack.ConnectionTerminated:
             if self._hb_timer is not None:
                 self._hb_timer.cancel()
                 self._hb_timer = None

@@ -10,6 +10,9 @@ the server in ``imaccess.transport.quic``, run from the other end.
 The CID is read straight from the header bytes (long header: length byte at offset 5;
 short header: our fixed 8-byte CIDs at offset 1) rather than with aioquic's
 ``pull_quic_header``, which is the most expensive step of routing a datagram.
+
+The QUIC library is the worker's :class:`~.stacks.ClientStack` (qh3 or aioquic): both
+have the same sans-I/O ``QuicConnection`` API, only their classes differ.
 """
 
 from __future__ import annotations
@@ -17,30 +20,28 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import NetworkAddress, QuicConnection
-from aioquic.quic.events import (
-    ConnectionIdIssued,
-    ConnectionIdRetired,
-    ConnectionTerminated,
-    QuicEvent,
-)
-from aioquic.tls import SessionTicket
+from .recorder import Recorder
+from .stacks import DEFAULT_STACK, ClientStack, load_stack
 
 __all__ = ["QuicLink", "QuicMux"]
 
-_CID_LENGTH = 8  # aioquic's default connection_id_length, for short-header packets
+_CID_LENGTH = 8  # the default connection_id_length of both stacks, for short headers
 _SOCKET_BUFFER = 8 * 1024 * 1024
 
 
+NetworkAddress = Any  # (host, port), as both stacks type it
+QuicEvent = Any  # an event of the worker's stack
+SessionTicket = Any  # a session ticket of the worker's stack
+
+
 class QuicLink:
-    """One client connection: pumps aioquic's state machine, hands events to ``on_event``."""
+    """One client connection: pumps the stack's state machine, hands events to ``on_event``."""
 
     __slots__ = ("_mux", "_timer", "_timer_at", "cids", "closed", "on_event", "quic")
 
-    def __init__(self, mux: QuicMux, quic: QuicConnection) -> None:
+    def __init__(self, mux: QuicMux, quic: Any) -> None:
         self._mux = mux
         self.quic = quic
         self._timer: asyncio.TimerHandle | None = None
@@ -68,6 +69,12 @@ class QuicLink:
             self.quic.send_stream_data(stream_id, data)
             self.transmit()
 
+    def ping(self, uid: int) -> None:
+        """A QUIC PING, transmitted at once; ``PingAcknowledged(uid)`` follows."""
+        if not self.closed:
+            self.quic.send_ping(uid)
+            self.transmit()
+
     def close(self, code: int = 0) -> None:
         if not self.closed:
             self.quic.close(error_code=code)
@@ -85,13 +92,15 @@ class QuicLink:
 
     def _pump(self) -> None:
         quic = self.quic
+        stack = self._mux.stack
         event = quic.next_event()
         while event is not None:
-            if isinstance(event, ConnectionIdIssued):
+            kind = type(event)
+            if kind is stack.ConnectionIdIssued:
                 self._mux.add_cid(event.connection_id, self)
-            elif isinstance(event, ConnectionIdRetired):
+            elif kind is stack.ConnectionIdRetired:
                 self._mux.remove_cid(event.connection_id)
-            elif isinstance(event, ConnectionTerminated):
+            elif kind is stack.ConnectionTerminated:
                 self._terminated()
             self.on_event(event)
             event = quic.next_event()
@@ -109,20 +118,29 @@ class QuicLink:
 class QuicMux(asyncio.DatagramProtocol):
     """The worker's one UDP socket and the CID → connection map."""
 
-    def __init__(self) -> None:
+    def __init__(self, stack: ClientStack | None = None, recorder: Recorder | None = None) -> None:
+        self.stack = stack or load_stack(DEFAULT_STACK)
+        self.recorder = recorder or Recorder()
+        """Where datagrams in and out are counted."""
         self.loop = asyncio.get_running_loop()
         self._links: dict[bytes, QuicLink] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self.unrouted = 0
 
     @classmethod
-    async def open(cls, host: str = "127.0.0.1") -> QuicMux:
+    async def open(
+        cls,
+        stack: ClientStack | None = None,
+        recorder: Recorder | None = None,
+        host: str = "127.0.0.1",
+    ) -> QuicMux:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         # thousands of connections answer at once during a ramp or a broadcast
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
         sock.bind((host, 0))
-        _, protocol = await asyncio.get_running_loop().create_datagram_endpoint(cls, sock=sock)
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_datagram_endpoint(lambda: cls(stack, recorder), sock=sock)
         return protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -130,12 +148,12 @@ class QuicMux(asyncio.DatagramProtocol):
 
     def connect(
         self,
-        configuration: QuicConfiguration,
+        configuration: Any,
         addr: NetworkAddress,
         session_ticket_handler: Callable[[SessionTicket], None] | None = None,
     ) -> QuicLink:
         """Start a handshake to ``addr``; the caller sets ``on_event`` before the loop turns."""
-        quic = QuicConnection(
+        quic = self.stack.QuicConnection(
             configuration=configuration, session_ticket_handler=session_ticket_handler
         )
         link = QuicLink(self, quic)
@@ -147,6 +165,7 @@ class QuicMux(asyncio.DatagramProtocol):
     def sendto(self, data: bytes, addr: NetworkAddress) -> None:
         if self._transport is not None:
             self._transport.sendto(data, addr)
+            self.recorder.datagrams_out += 1
 
     def add_cid(self, cid: bytes, link: QuicLink) -> None:
         self._links[cid] = link
@@ -166,6 +185,7 @@ class QuicMux(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
         if not data:
             return
+        self.recorder.datagrams_in += 1
         if data[0] & 0x80:  # long header: version (4), DCID length (1), DCID
             if len(data) < 6:
                 return

@@ -58,6 +58,9 @@ class Recorder:
     keepalives_answered: int = 0
     broadcasts: int = 0
     disconnects: int = 0
+    datagrams_out: int = 0
+    """UDP datagrams the worker's QUIC clients sent (what the server had to receive)."""
+    datagrams_in: int = 0
     first_delivery: float | None = None
     last_delivery: float | None = None
     errors: dict[str, int] = field(default_factory=dict)

@@ -48,7 +48,7 @@ class SioClient:
         self._started = time.monotonic()
         self._task = asyncio.get_running_loop().create_task(self._run(session, url))
 
-    def start_heartbeats(self, interval: float, first_delay: float) -> None:
+    def start_heartbeats(self, interval: float, first_delay: float, keepalive: str = "") -> None:
         """Nothing to send: Socket.IO's keepalive is Engine.IO's server-initiated ping
         (run at the same interval as imaccess's heartbeats, see ``bench.peer.server``),
         answered in :meth:`_on_text` and counted as ``keepalives_answered``. Its round

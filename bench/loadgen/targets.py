@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+import psutil  # type: ignore[import-untyped]
+
 from imaccess.localcluster import LocalCluster, find_binary, free_port, wait_for_tcp
 
 __all__ = ["Target", "make_target"]
@@ -194,7 +196,12 @@ class ClusterTarget:
 
     def server_processes(self) -> dict[str, int]:
         procs = [*self.cluster.servers, *self.cluster.logic, *self.cluster.access]
-        return {p.name: p.process.pid for p in procs if p.process is not None}
+        found = {p.name: p.process.pid for p in procs if p.process is not None}
+        for node in self.cluster.access:  # its worker processes (IMACCESS_WORKERS > 1)
+            if node.process is not None:
+                children = psutil.Process(node.process.pid).children()
+                found.update({f"{node.name}-w{i}": c.pid for i, c in enumerate(children)})
+        return found
 
     def node_pids(self) -> list[int]:
         return [p.process.pid for p in self.cluster.access if p.process is not None]

@@ -27,6 +27,7 @@ from .imclient import ImClient, client_configuration
 from .quicmux import QuicMux
 from .recorder import Recorder
 from .sioclient import SioClient
+from .stacks import DEFAULT_STACK, load_stack
 
 __all__ = ["WorkerConfig", "run_worker"]
 
@@ -42,6 +43,8 @@ class WorkerConfig:
     secret: str
     idle_timeout: float
     cpus: set[int] | None = None
+    client_stack: str = DEFAULT_STACK
+    """QUIC library of the clients: "qh3" or "aioquic" (see :mod:`.stacks`)."""
 
 
 def run_worker(config: WorkerConfig, pipe: Connection) -> None:
@@ -71,7 +74,7 @@ class Worker:
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
         if self.config.transport == "quic":
-            self._mux = await QuicMux.open()
+            self._mux = await QuicMux.open(load_stack(self.config.client_stack), self.recorder)
         else:
             connector = aiohttp.TCPConnector(limit=0, force_close=False)
             self._session = aiohttp.ClientSession(connector=connector)
@@ -116,6 +119,7 @@ class Worker:
         concurrency: int,
         resume: bool = False,
         heartbeat: float | None = None,
+        keepalive: str = "ping",
     ) -> dict[str, Any]:
         """Open and authenticate one connection per (user_id, endpoint index).
 
@@ -137,7 +141,7 @@ class Worker:
                 client = self._new_client(user_id, endpoint, resume)
                 self.clients[user_id] = client
                 if await client.ready and heartbeat:
-                    client.start_heartbeats(heartbeat, rng.uniform(0, heartbeat))
+                    client.start_heartbeats(heartbeat, rng.uniform(0, heartbeat), keepalive)
             done += 1
             now = time.monotonic()
             if now - last_report > 0.25:
@@ -221,7 +225,7 @@ class Worker:
         if self._mux is not None:
             client = ImClient(user_id, token, self.recorder)
             ticket = self.tickets.get(user_id) if resume else None
-            configuration = client_configuration(self.config.idle_timeout, ticket)
+            configuration = client_configuration(self._mux.stack, self.config.idle_timeout, ticket)
             client.connect(self._mux, (host, port), configuration)
             return client
         assert self._session is not None

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from ..procstats import CpuWindow
-from .common import Options, Outcome, merged, ramp, running, split
+from .common import Options, Outcome, datagrams, merged, ramp, running, split
 
 _SATURATED = 0.9  # a step whose delivered rate is under 90 % of the offered one
 
@@ -111,6 +111,10 @@ async def _step(
         "delivered_per_core_s": round(recorder.delivered / window.cpu, 1) if window.cpu else None,
         **window.as_dict(),
         "load_generator_cpu_s": round(clients.cpu, 3),
+        "load_generator_cpu_per_message_us": (
+            round(clients.cpu / recorder.delivered * 1e6, 1) if recorder.delivered else None
+        ),
+        "client_datagrams": datagrams(recorder, recorder.delivered),
         "send_to_delivery_ms": recorder.delivery.summary_ms(),
         "send_to_ack_ms": recorder.ack.summary_ms(),
         "errors": recorder.errors,

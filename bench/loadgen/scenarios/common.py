@@ -17,10 +17,11 @@ from ..hist import LogHistogram
 from ..pool import WorkerPool
 from ..procstats import CpuWindow, parse_cpus
 from ..recorder import Recorder
+from ..stacks import DEFAULT_STACK
 from ..targets import Target, make_target
 from ..worker import WorkerConfig
 
-__all__ = ["Options", "Outcome", "merged", "ramp", "running", "split"]
+__all__ = ["Options", "Outcome", "datagrams", "merged", "ramp", "running", "split"]
 
 
 @dataclass(slots=True)
@@ -38,6 +39,9 @@ class Options:
     baseline: float = 3.0
     """chat: seconds of server CPU measured with no messages, before the steps."""
     heartbeat: float = 30.0
+    keepalive: str = "ping"
+    """QUIC clients keep alive with a QUIC PING ("ping", as the SDK does) or a
+    Heartbeat frame ("frame", as browsers must)."""
     ramp_rate: float | None = 300.0
     concurrency: int = 100
     broadcasts: int = 3
@@ -45,6 +49,8 @@ class Options:
     stop_at_saturation: bool = True
     server_cpus: str | None = None
     client_cpus: str | None = None
+    client_stack: str = DEFAULT_STACK
+    """QUIC library of the load generator's clients: "qh3" or "aioquic"."""
 
 
 @dataclass(slots=True)
@@ -74,6 +80,7 @@ async def running(options: Options) -> AsyncIterator[tuple[Target, WorkerPool]]:
         secret=target.secret,
         idle_timeout=3 * options.heartbeat,
         cpus=client_cpus,
+        client_stack=options.client_stack,
     )
     pool = WorkerPool(config, options.workers)
     try:
@@ -116,6 +123,7 @@ async def ramp(
                 "concurrency": options.concurrency,
                 "resume": resume,
                 "heartbeat": options.heartbeat,
+                "keepalive": options.keepalive,
             }
             for s in shares
         ],
@@ -134,8 +142,23 @@ async def ramp(
         "per_second": round(connected / elapsed, 1) if elapsed else None,
         "time_to_authenticated_ms": recorder.auth.summary_ms(),
         "load_generator_cpu_s": round(clients.cpu, 3),
+        "load_generator_cpu_per_connection_ms": (
+            round(clients.cpu / connected * 1000, 3) if connected else None
+        ),
+        "client_datagrams": datagrams(recorder, connected),
         "errors": recorder.errors,
         "_auth": recorder.auth,
+    }
+
+
+def datagrams(recorder: Recorder, per: int) -> dict[str, Any]:
+    """QUIC datagrams the clients sent ("out", what the server received) and received,
+    in total and per operation; all zero over Socket.IO."""
+    return {
+        "out": recorder.datagrams_out,
+        "in": recorder.datagrams_in,
+        "out_per_op": round(recorder.datagrams_out / per, 2) if per else None,
+        "in_per_op": round(recorder.datagrams_in / per, 2) if per else None,
     }
 
 

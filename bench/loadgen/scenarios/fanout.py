@@ -31,10 +31,12 @@ async def run(options: Options) -> Outcome:
         for _ in range(options.broadcasts):
             await pool.call_all("reset")
             window = CpuWindow(target.server_processes()).start()
+            clients = CpuWindow(pool.processes()).start()
             sent = time.monotonic()
             await target.broadcast(content_for(sent, options.size))
             answers = await pool.call_all("wait_broadcasts", timeout=_TIMEOUT)
             window.stop()
+            clients.stop()
             recorder = merged(answers)
             latency.merge(recorder.broadcast)
             span = (recorder.last_delivery or sent) - sent
@@ -47,6 +49,12 @@ async def run(options: Options) -> Outcome:
                         round(recorder.broadcasts / window.cpu, 1) if window.cpu else None
                     ),
                     **window.as_dict(),
+                    "load_generator_cpu_s": round(clients.cpu, 3),
+                    "load_generator_cpu_per_delivery_us": (
+                        round(clients.cpu / recorder.broadcasts * 1e6, 1)
+                        if recorder.broadcasts
+                        else None
+                    ),
                     "send_to_delivery_ms": recorder.broadcast.summary_ms(),
                 }
             )

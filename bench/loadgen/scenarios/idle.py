@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from ..procstats import CpuWindow, rss_bytes
-from .common import Options, Outcome, merged, ramp, running
+from .common import Options, Outcome, datagrams, merged, ramp, running
 
 
 async def run(options: Options) -> Outcome:
@@ -42,6 +42,7 @@ async def run(options: Options) -> Outcome:
             "connect": connect,
             "hold_seconds": options.seconds,
             "heartbeat_interval_s": options.heartbeat,
+            "keepalive": options.keepalive if target.transport == "quic" else "socket.io ping",
             "node_rss_before_bytes": rss_before,
             "node_rss_after_ramp_bytes": rss_after,
             "node_rss_end_bytes": rss_end,
@@ -53,6 +54,10 @@ async def run(options: Options) -> Outcome:
             "keepalives_answered": recorder.keepalives_answered,
             **window.as_dict(),
             "load_generator_cpu_s": round(clients.cpu, 3),
+            "load_generator_cpu_per_heartbeat_us": (
+                round(clients.cpu / beats * 1e6, 1) if beats else None
+            ),
+            "client_datagrams": datagrams(recorder, beats),
             "server_cpu_per_heartbeat_us": round(window.cpu / beats * 1e6, 1) if beats else None,
             "heartbeat_rtt_ms": recorder.heartbeat.summary_ms(),
             "disconnects": recorder.disconnects,
