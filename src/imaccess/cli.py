@@ -1,8 +1,9 @@
 """The ``imaccess`` command.
 
 ``dev`` runs the embedded default (one process, in-memory bus and store); ``access`` and
-``logic`` run the distributed processes on NATS and Redis; ``cluster`` starts a whole
-local cluster; ``token``, ``chat`` and ``broadcast`` are tools.
+``logic`` run the distributed processes on NATS and Redis (``access`` with ``workers: N``
+runs N worker processes under a supervisor: :mod:`imaccess.workers`); ``cluster`` starts
+a whole local cluster; ``token``, ``chat`` and ``broadcast`` are tools.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 from .auth import issue_token
 from .logs import configure_logging
 from .runtime import tune_garbage_collector
-from .settings import Settings, load_settings, split_host_port
+from .settings import Settings, SettingsError, load_settings, split_host_port
 
 if TYPE_CHECKING:
     from .client import Client
+    from .workers import WorkerSpec
 
 __all__ = ["main"]
 
@@ -35,7 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev = commands.add_parser("dev", help="run the gateway with in-memory bus, store and Logic")
     dev.add_argument("--listen", help="host:port for QUIC (default 127.0.0.1:8443)")
 
-    commands.add_parser("access", help="run an access node on NATS and Redis")
+    access = commands.add_parser(
+        "access", help="run an access node on NATS and Redis (workers: N processes)"
+    )
+    # how the supervisor starts a worker process (imaccess.workers); not for people
+    access.add_argument("--worker", help=argparse.SUPPRESS)
+    access.add_argument("--supervisor", type=int, default=0, help=argparse.SUPPRESS)
     commands.add_parser("logic", help="run a Logic worker on NATS and Redis")
     cluster = commands.add_parser("cluster", help="run nats-server, redis-server, access, logic")
     cluster.add_argument("--access-nodes", type=int, default=2)
@@ -59,6 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat.add_argument("--device-id", default=None)
 
     args = parser.parse_args(argv)
+    try:
+        return _command(args)
+    except SettingsError as exc:
+        print(f"imaccess: {exc}", file=sys.stderr)
+        return 2
+
+
+def _command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     configure_logging(
         "WARNING" if args.command in ("chat", "token") else settings.log_level,
@@ -72,6 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.listen = args.listen
         return _run(_dev(settings))
     if args.command == "access":
+        if args.worker:
+            from .workers import WorkerSpec
+
+            spec = WorkerSpec.parse(args.worker, args.supervisor)
+            return _run(_access_worker(settings, spec))
+        if settings.workers > 1:
+            return _run(_supervise(settings, args.config))
         return _run(_access(settings))
     if args.command == "logic":
         return _run(_logic(settings))
@@ -146,6 +168,21 @@ async def _access(settings: Settings) -> int:
     await stop.wait()
     await gateway.stop()
     return 0
+
+
+async def _supervise(settings: Settings, config: str | None) -> int:
+    from .workers import Supervisor
+
+    stop = _stop_on_signals()
+    config_args = ["--config", config] if config else []
+    command = [sys.executable, "-m", "imaccess", *config_args, "access"]
+    return await Supervisor(settings, command).run(stop)
+
+
+async def _access_worker(settings: Settings, spec: WorkerSpec) -> int:
+    from .workers import run_worker
+
+    return await run_worker(settings, spec, _stop_on_signals())
 
 
 async def _logic(settings: Settings) -> int:

@@ -17,11 +17,12 @@ from .auth import TokenVerifier, issue_token
 from .bus import Bus, MemoryBus
 from .logic import LogicService, MemoryInbox
 from .node import AccessNode
-from .settings import Settings, split_host_port
+from .settings import Settings, SettingsError, split_host_port
 from .storage import LocationStore, MemoryLocationStore
 from .transport.certs import certificate_sha256, ensure_dev_certificate
 from .transport.http import DevEndpoints
 from .transport.quic import QuicServer, make_server_configuration, serve_quic
+from .transport.reuseport import WorkerListeners
 from .transport.websocket import WEBSOCKET_PATH, WebSocketServer, serve_http
 from .transport.webtransport import WEBTRANSPORT_PATH
 
@@ -48,8 +49,16 @@ class Gateway:
     dev_endpoints = False
     """Serve ``/dev-config.json`` and ``/dev-token`` on the HTTP listener (development only)."""
 
-    def __init__(self, settings: Settings, bus: Bus, locations: LocationStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        locations: LocationStore,
+        listeners: WorkerListeners | None = None,
+    ) -> None:
         self.settings = settings
+        self.listeners = listeners
+        """Set in a worker process: its sockets of the node's ports (:mod:`.workers`)."""
         self.bus = bus
         self.locations = locations
         self.node = AccessNode(
@@ -74,6 +83,8 @@ class Gateway:
             retry=quic.retry,
             max_streams=(quic.max_streams_bidi, quic.max_streams_uni),
             session_deadline=self.settings.auth.deadline,
+            sock=self.listeners.udp if self.listeners else None,
+            new_cid=self.listeners.new_cid if self.listeners else None,
         )
         self.quic_server = self._server
         self.address = self._server.sockname
@@ -83,7 +94,12 @@ class Gateway:
             dev = DevEndpoints(self.dev_config, self._dev_token) if self.dev_endpoints else None
             try:
                 self.http = await serve_http(
-                    http_host, http_port, self.node, self.settings.limits.max_frame_size, dev
+                    http_host,
+                    http_port,
+                    self.node,
+                    self.settings.limits.max_frame_size,
+                    dev,
+                    self.listeners.tcp if self.listeners else None,
                 )
             except OSError as exc:
                 log.error("HTTP listener on %s failed: %s", self.settings.http.listen, exc)
@@ -162,6 +178,12 @@ class EmbeddedGateway(Gateway):
     dev_endpoints = True
 
     def __init__(self, settings: Settings) -> None:
+        if settings.workers > 1:
+            raise SettingsError(
+                "workers: the embedded gateway (imaccess dev) is one process: its bus, "
+                "location store and Logic live in memory and cannot be shared by workers; "
+                "run imaccess access on NATS and Redis for more"
+            )
         memory_bus = MemoryBus(dedupe_window=settings.logic.dedupe_window)
         locations = MemoryLocationStore()
         super().__init__(settings, memory_bus, locations)
@@ -177,10 +199,11 @@ class EmbeddedGateway(Gateway):
         return self
 
 
-async def cluster_gateway(settings: Settings) -> Gateway:
-    """An access node on NATS (``settings.nats``) and Redis (``settings.redis``)."""
+async def cluster_gateway(settings: Settings, listeners: WorkerListeners | None = None) -> Gateway:
+    """An access node on NATS (``settings.nats``) and Redis (``settings.redis``); in a
+    worker process, on its ``listeners``."""
     from .nats_bus import NatsAccessBus
     from .redis_store import RedisLocationStore, connect_redis
 
     redis = await connect_redis(settings.redis)
-    return Gateway(settings, NatsAccessBus(settings.nats), RedisLocationStore(redis))
+    return Gateway(settings, NatsAccessBus(settings.nats), RedisLocationStore(redis), listeners)

@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "IMACCESS_"
+MAX_WORKERS = 64
+"""Most worker processes per node (their index is a connection ID's first byte mod N)."""
 DEV_SECRET = "imaccess-development-secret-change-me-before-production"
 
 
@@ -204,6 +206,10 @@ class Settings:
     node_id: str = "access-1"
     listen: str = "127.0.0.1:8443"
     """host:port of the QUIC listener (UDP)."""
+    workers: int = 1
+    """Processes of one ``imaccess access`` node, one per core: worker ``i`` is routing
+    target ``<node_id>-w<i>`` with admin port + i, QUIC datagrams steered to it by
+    connection ID (:mod:`imaccess.workers`). ``imaccess dev`` is always one process."""
     multi_device_policy: MultiDevicePolicy = MultiDevicePolicy.MULTI_DEVICE
     log_level: str = "INFO"
     log_format: str = "text"
@@ -247,6 +253,8 @@ def load_settings(
     _apply_env(settings, os.environ if environ is None else environ, "")
     if settings.heartbeat.timeout <= settings.heartbeat.interval:
         raise SettingsError("heartbeat.timeout must exceed heartbeat.interval")
+    if not 1 <= settings.workers <= MAX_WORKERS:
+        raise SettingsError(f"workers must be 1..{MAX_WORKERS}")
     if settings.nats.partitions < 1:
         raise SettingsError("nats.partitions must be at least 1")
     if settings.logic.inbox_limit < 1 or settings.logic.sync_batch < 1:

@@ -21,9 +21,11 @@ import asyncio
 import functools
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, cast
 
 from aioquic._buffer import Buffer
@@ -56,6 +58,7 @@ from ..connection import Connection, FileStreams, Transport
 from ..protocol.codes import Code
 from ..settings import QuicSettings
 from ..timers import TimerWheel
+from .reuseport import SteeredQuicConnection
 from .streams import QuicFileStreams, send_or_drop, unacked_bytes
 from .webtransport import WEBTRANSPORT_ALPN, WebTransportHandler
 
@@ -429,8 +432,15 @@ class QuicServer(asyncio.DatagramProtocol):
         retry: bool = False,
         max_streams: tuple[int, int] = (100, 50),
         session_deadline: float = 10.0,
+        new_cid: Callable[[int], bytes] | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self._steer = new_cid
+        """Makes every connection ID this server issues, when set: a worker's, steered
+        back to its socket (:mod:`.reuseport`). Unset: aioquic's random ones."""
+        self._connection_type: Callable[..., QuicConnection] = (
+            partial(SteeredQuicConnection, new_cid=new_cid) if new_cid else QuicConnection
+        )
         self.session_deadline = session_deadline
         """How long an HTTP/3 connection may go without opening a WebTransport session."""
         self._max_streams = max_streams
@@ -531,7 +541,7 @@ class QuicServer(asyncio.DatagramProtocol):
         retry_cid: bytes | None = None
         if self._retry is not None:
             if not header.token:
-                source_cid = os.urandom(8)
+                source_cid = self._steer(8) if self._steer else os.urandom(8)
                 assert header.version is not None
                 self.sendto(
                     encode_quic_retry(
@@ -561,7 +571,7 @@ class QuicServer(asyncio.DatagramProtocol):
             retry_cid = header.destination_cid
 
         def make_quic(peer: QuicPeer) -> QuicConnection:
-            quic = QuicConnection(
+            quic = self._connection_type(
                 configuration=self._configuration,
                 original_destination_connection_id=original_cid,
                 retry_source_connection_id=retry_cid,
@@ -589,7 +599,11 @@ async def serve_quic(
     retry: bool = False,
     max_streams: tuple[int, int] = (100, 50),
     session_deadline: float = 10.0,
+    sock: socket.socket | None = None,
+    new_cid: Callable[[int], bytes] | None = None,
 ) -> QuicServer:
+    """Serve on ``host:port``, or on ``sock`` (a bound socket: a worker's share of the
+    node's port, with ``new_cid`` steering its connections back to it)."""
     loop = asyncio.get_running_loop()
     _, server = await loop.create_datagram_endpoint(
         lambda: QuicServer(
@@ -598,7 +612,8 @@ async def serve_quic(
             retry=retry,
             max_streams=max_streams,
             session_deadline=session_deadline,
+            new_cid=new_cid,
         ),
-        local_addr=(host, port),
+        **({"sock": sock} if sock is not None else {"local_addr": (host, port)}),
     )
     return server

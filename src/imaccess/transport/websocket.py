@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Sequence
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -143,11 +144,13 @@ class WebSocketServer:
         name = next(iter(self._server.sockets)).getsockname()
         return (str(name[0]), int(name[1]))
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> None:
+        """Listen on ``host:port``, or on ``sock`` (a worker's share of the node's port)."""
         self._server = await serve(
             self._handle,
-            host,
-            port,
+            None if sock else host,
+            None if sock else port,
+            sock=sock,
             process_request=self._process_request,
             select_subprotocol=_select_subprotocol,
             max_size=self.max_message,
@@ -193,7 +196,8 @@ async def serve_http(
     acceptor: ConnectionAcceptor,
     max_frame_size: int,
     dev: DevEndpoints | None,
+    sock: socket.socket | None = None,
 ) -> WebSocketServer:
     server = WebSocketServer(acceptor, max_frame_size, dev)
-    await server.start(host, port)
+    await server.start(host, port, sock)
     return server
