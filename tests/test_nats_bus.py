@@ -105,14 +105,20 @@ class RecordingLogic:
         self.hang = hang
         self.entered = asyncio.Event()
         self.holding = ""
+        self.batches: list[int] = []
 
     async def process(self, message: Upstream) -> None:
+        await self.process_batch([message])
+
+    async def process_batch(self, messages: Sequence[Upstream]) -> None:
         self.entered.set()
-        self.holding = message.dedupe_key
+        self.holding = messages[0].dedupe_key
+        self.batches.append(len(messages))
         if self.hang:
-            await asyncio.Event().wait()  # never returns: the worker dies holding it
-        await self.service.process(message)
-        self.ledger.record(self.name, message.dedupe_key)
+            await asyncio.Event().wait()  # never returns: the worker dies holding them
+        await self.service.process_batch(messages)
+        for message in messages:
+            self.ledger.record(self.name, message.dedupe_key)
 
     async def handle_sync(self, user_id: int, since_seq: int, limit: int) -> SyncResult:
         return await self.service.handle_sync(user_id, since_seq, limit)
@@ -295,8 +301,11 @@ async def test_two_workers_share_the_stream_and_store_each_message_once(
     settings = nats_settings(nats_url)
     bus, _ = await access_bus(stack, settings, "n1")
     logic = await logic_stack(stack, settings)
-    await start_worker(stack, settings, logic, "w1")
-    await start_worker(stack, settings, logic, "w2")
+    w1, _ = await start_worker(stack, settings, logic, "w1")
+    w2, _ = await start_worker(stack, settings, logic, "w2")
+    # each asks for its own partitions (rendezvous over the workers they heard)
+    assert w1.partitions().isdisjoint(w2.partitions())
+    assert w1.partitions() | w2.partitions() == set(range(settings.partitions))
 
     count = 200  # from 20 senders, so every partition sees traffic
     acks = await asyncio.gather(
@@ -429,16 +438,16 @@ async def test_a_failing_message_is_redelivered(
     bus, _ = await access_bus(stack, settings, "n1")
     logic = await logic_stack(stack, settings)
     assert logic.service is not None
-    real_process = logic.service.process
+    real_process = logic.service.process_batch
     failures: list[str] = []
 
-    async def flaky(message: Upstream) -> None:
+    async def flaky(messages: Sequence[Upstream]) -> None:
         if not failures:
-            failures.append(message.dedupe_key)
+            failures.append(messages[0].dedupe_key)
             raise RuntimeError("store down")
-        await real_process(message)
+        await real_process(messages)
 
-    logic.service.process = flaky  # type: ignore[method-assign]
+    logic.service.process_batch = flaky  # type: ignore[method-assign]
     await start_worker(stack, settings, logic, "w1", retry_delay=0.1)
     await bus.publish_upstream(upstream(1))
     await logic.ledger.until(lambda: len(logic.ledger.by_key) == 1)

@@ -25,6 +25,7 @@ from imaccess.redis_store import (
     RedisClient,
     RedisInbox,
     RedisLocationStore,
+    RedisLogicStore,
     StoreUnavailable,
     conn_key,
     connect_redis,
@@ -538,3 +539,36 @@ async def test_ping_tells_whether_redis_answers(redis_url: str) -> None:
     dead = RedisLocationStore(aioredis.from_url("redis://127.0.0.1:1/0"))
     assert not await dead.ping()
     await dead.close()
+
+
+@pytest.mark.parametrize("kind", ["redis", "cluster"])
+async def test_append_and_locate_answers_as_the_two_calls_in_one_round_trip(
+    request: pytest.FixtureRequest, kind: str
+) -> None:
+    client = await _client(request, kind)
+    inbox = RedisInbox(client, limit=100, dedupe_window=60.0)
+    locations = RedisLocationStore(client)
+    combined = RedisLogicStore(inbox, locations)
+    try:
+        await locations.node_alive("n1", "i1", TTL)
+        for user_id in (7, 8):
+            await locations.claim(loc(user_id * 10, user_id=user_id), P.MULTI_DEVICE, TTL)
+        messages = [ChatMessage(f"m{n}", 7, 8, f"hello {n}") for n in range(5)]
+        entries = [(owner, m, f"7:{m.msg_id}") for m in messages for owner in (8, 7)]
+        stored, found = await combined.append_and_locate(entries, [8, 7, 9])
+        assert [(copy.msg_id, copy.seq, new) for copy, new in stored] == [
+            (f"m{n}", n + 1, True) for n in range(5) for _ in (8, 7)
+        ]
+        assert {u: conns(ls) for u, ls in found.items()} == {8: [80], 7: [70], 9: []}
+        # a redelivered batch stores nothing twice and answers the first copies
+        again, _ = await combined.append_and_locate(entries[:2], [8, 7])
+        assert [(copy.seq, new) for copy, new in again] == [(1, False), (1, False)]
+        assert [m.msg_id for m in (await inbox.since(8, 0, 100)).messages] == [
+            f"m{n}" for n in range(5)
+        ]
+        other = redis.asyncio.Redis()  # another client (never connects)
+        with pytest.raises(ValueError):
+            RedisLogicStore(inbox, RedisLocationStore(other))
+        await other.aclose()
+    finally:
+        await client.aclose()

@@ -38,7 +38,13 @@ from .protocol.messages import ChatMessage, MsgType
 from .settings import MultiDevicePolicy, RedisSettings
 from .storage import Location
 
-__all__ = ["RedisInbox", "RedisLocationStore", "StoreUnavailable", "connect_redis"]
+__all__ = [
+    "RedisInbox",
+    "RedisLocationStore",
+    "RedisLogicStore",
+    "StoreUnavailable",
+    "connect_redis",
+]
 
 RedisClient = Redis | RedisCluster
 
@@ -89,6 +95,32 @@ async def connect_redis(settings: RedisSettings) -> RedisClient:
     return client
 
 
+_Call = tuple[AsyncScript, Sequence[str], Sequence[str | int | bytes]]
+
+
+async def _scripts(client: RedisClient, calls: Sequence[_Call]) -> list[Any]:
+    """One script call per ``(script, keys, args)``, all in one pipeline: one round trip
+    (per node, in a Cluster) instead of one each, which costs most of the client CPU.
+    Each call's keys share a hash tag, and calls on one slot run in this order. Reloads
+    the scripts once if the server lost them (restart, promoted replica)."""
+    results: list[Any] = []
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            # (execute_command: ClusterPipeline blocks .evalsha, but routes an
+            # EVALSHA by its keys like any other command)
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        results = await pipe.execute(raise_on_error=False)
+        if attempt or not any(isinstance(r, NoScriptError) for r in results):
+            break
+        for script in {id(call[0]): call[0] for call in calls}.values():
+            await client.script_load(script.script)
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
 class _Guarded:
     """Turns any failure inside ``with self._guard()`` into StoreUnavailable, counted."""
 
@@ -100,25 +132,8 @@ class _Guarded:
         script: AsyncScript,
         calls: Sequence[tuple[Sequence[str], Sequence[str | int | bytes]]],
     ) -> list[Any]:
-        """One script call per ``(keys, args)``, all in one pipeline: one round trip (per
-        node, in a Cluster) instead of one each, which costs most of the client CPU.
-        Each call's keys share a hash tag. Reloads the script once if the server lost it
-        (restart, promoted replica)."""
-        results: list[Any] = []
-        for attempt in range(2):
-            pipe = self._client.pipeline(transaction=False)
-            for keys, args in calls:
-                # (execute_command: ClusterPipeline blocks .evalsha, but routes an
-                # EVALSHA by its keys like any other command)
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-            results = await pipe.execute(raise_on_error=False)
-            if attempt or not any(isinstance(r, NoScriptError) for r in results):
-                break
-            await self._client.script_load(script.script)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
+        """One script call per ``(keys, args)``, all in one pipeline (:func:`_scripts`)."""
+        return await _scripts(self._client, [(script, keys, args) for keys, args in calls])
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:
@@ -314,26 +329,34 @@ class RedisLocationStore(_Guarded):
 
     async def locations_of(self, user_ids: Sequence[int]) -> dict[int, list[Location]]:
         with self._guard("locations"):
-            replies = await self._each(self._live, [([conn_key(u)], ()) for u in user_ids])
-            entries = {
-                user_id: [(_location(user_id, raw), raw) for raw in raws]
-                for user_id, raws in zip(user_ids, replies, strict=True)
-            }
-            alive = await self._alive({loc.node_id for e in entries.values() for loc, _ in e})
-            found: dict[int, list[Location]] = {}
-            for user_id, user_entries in entries.items():
-                live, restarted = [], []
-                for loc, raw in user_entries:
-                    instance = alive.get(loc.node_id)
-                    if instance == loc.instance:
-                        live.append(loc)
-                    elif instance is not None:
-                        restarted += [str(loc.conn_id).encode(), raw]
-                if restarted:
-                    await self._forget(keys=[conn_key(user_id)], args=restarted)
-                live.sort(key=lambda loc: (loc.login_time, loc.conn_id))
-                found[user_id] = live
-            return found
+            return await self._found(user_ids, await _scripts(self._client, self._calls(user_ids)))
+
+    def _calls(self, user_ids: Sequence[int]) -> list[_Call]:
+        return [(self._live, [conn_key(u)], ()) for u in user_ids]
+
+    async def _found(
+        self, user_ids: Sequence[int], replies: Sequence[Any]
+    ) -> dict[int, list[Location]]:
+        """The live locations from the replies of :meth:`_calls`."""
+        entries = {
+            user_id: [(_location(user_id, raw), raw) for raw in raws]
+            for user_id, raws in zip(user_ids, replies, strict=True)
+        }
+        alive = await self._alive({loc.node_id for e in entries.values() for loc, _ in e})
+        found: dict[int, list[Location]] = {}
+        for user_id, user_entries in entries.items():
+            live, restarted = [], []
+            for loc, raw in user_entries:
+                instance = alive.get(loc.node_id)
+                if instance == loc.instance:
+                    live.append(loc)
+                elif instance is not None:
+                    restarted += [str(loc.conn_id).encode(), raw]
+            if restarted:
+                await self._forget(keys=[conn_key(user_id)], args=restarted)
+            live.sort(key=lambda loc: (loc.login_time, loc.conn_id))
+            found[user_id] = live
+        return found
 
     async def node_alive(self, node_id: str, instance: str, ttl: float) -> None:
         with self._guard("node_alive"):
@@ -431,27 +454,39 @@ class RedisInbox(_Guarded):
     async def append(
         self, user_id: int, message: ChatMessage, key: str
     ) -> tuple[ChatMessage, bool]:
-        return (await self.append_each([user_id], message, key))[0]
+        return (await self.append_many([(user_id, message, key)]))[0]
 
-    async def append_each(
-        self, user_ids: Sequence[int], message: ChatMessage, key: str
+    async def append_many(
+        self, entries: Sequence[tuple[int, ChatMessage, str]]
     ) -> list[tuple[ChatMessage, bool]]:
-        args = (encode_table(replace(message, seq=0)), self._limit, self._window_ms)
-        calls = [
-            (
-                [
-                    f"im:user:inbox:{{{user_id}}}",
-                    f"im:user:seq:{{{user_id}}}",
-                    f"im:user:msg:{{{user_id}}}:{key}",
-                ],
-                args,
-            )
-            for user_id in user_ids
-        ]
+        """All appends in one pipeline, in order: a user's keys share a slot, so one
+        user's appends run in this order on one node even in a Cluster."""
+        if not entries:
+            return []
         with self._guard("inbox append"):
-            replies = await self._each(self._append, calls)
+            return self._stored(entries, await _scripts(self._client, self._calls(entries)))
+
+    def _calls(self, entries: Sequence[tuple[int, ChatMessage, str]]) -> list[_Call]:
+        tables: dict[int, bytes] = {}  # a message stored for two owners is encoded once
+        calls: list[_Call] = []
+        for user_id, message, key in entries:
+            table = tables.get(id(message))
+            if table is None:
+                table = tables[id(message)] = encode_table(replace(message, seq=0))
+            keys = [
+                f"im:user:inbox:{{{user_id}}}",
+                f"im:user:seq:{{{user_id}}}",
+                f"im:user:msg:{{{user_id}}}:{key}",
+            ]
+            calls.append((self._append, keys, (table, self._limit, self._window_ms)))
+        return calls
+
+    @staticmethod
+    def _stored(
+        entries: Sequence[tuple[int, ChatMessage, str]], replies: Sequence[Any]
+    ) -> list[tuple[ChatMessage, bool]]:
         stored = []
-        for reply in replies:
+        for (_, message, _), reply in zip(entries, replies, strict=True):
             seq, was_new = int(reply[0]), bool(reply[1])
             if not was_new and len(reply) > 2 and reply[2] is not None:
                 stored.append((_decode_member(reply[2]), False))
@@ -470,3 +505,30 @@ class RedisInbox(_Guarded):
     async def close(self) -> None:
         with self._guard("close"):
             await self._client.aclose()
+
+
+class RedisLogicStore:
+    """Logic's inbox appends and its owners' location lookups in **one** pipeline (the
+    two stores share a client): one round trip per batch instead of two.
+
+    Each owner's location lookup follows its appends in the pipeline, and both use keys
+    of the owner's slot, so Redis runs them in that order as the two round trips did: a
+    connection claimed after the lookup syncs after the append, and sees the message.
+    """
+
+    def __init__(self, inbox: RedisInbox, locations: RedisLocationStore) -> None:
+        if inbox._client is not locations._client:
+            raise ValueError("RedisLogicStore needs an inbox and a store on one client")
+        self._inbox = inbox
+        self._locations = locations
+
+    async def append_and_locate(
+        self, entries: Sequence[tuple[int, ChatMessage, str]], user_ids: Sequence[int]
+    ) -> tuple[list[tuple[ChatMessage, bool]], dict[int, list[Location]]]:
+        calls = self._inbox._calls(entries) + self._locations._calls(user_ids)
+        with self._inbox._guard("inbox append and locations"):
+            replies = await _scripts(self._inbox._client, calls)
+        stored = self._inbox._stored(entries, replies[: len(entries)])
+        with self._locations._guard("locations"):
+            found = await self._locations._found(user_ids, replies[len(entries) :])
+        return stored, found

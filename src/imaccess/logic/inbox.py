@@ -15,8 +15,9 @@ from typing import Protocol
 
 from ..bus import SyncResult
 from ..protocol.messages import ChatMessage
+from ..storage import Location
 
-__all__ = ["Inbox", "MemoryInbox"]
+__all__ = ["AppendAndLocate", "Inbox", "MemoryInbox"]
 
 
 class Inbox(Protocol):
@@ -28,14 +29,25 @@ class Inbox(Protocol):
         Returns the stored copy (with its seq) and whether this call stored it.
         """
 
-    async def append_each(
-        self, user_ids: Sequence[int], message: ChatMessage, key: str
+    async def append_many(
+        self, entries: Sequence[tuple[int, ChatMessage, str]]
     ) -> list[tuple[ChatMessage, bool]]:
-        """``append`` to each user's inbox (one round trip on Redis), in that order."""
+        """``append`` each ``(user_id, message, key)`` in that order, one round trip on
+        Redis: a batch of upstream messages costs one pipeline, not one per message."""
 
     async def since(self, user_id: int, since_seq: int, limit: int) -> SyncResult: ...
 
     async def close(self) -> None: ...
+
+
+class AppendAndLocate(Protocol):
+    """An inbox and a location store that answer both in one round trip (Redis:
+    :class:`~imaccess.redis_store.RedisLogicStore`); each owner's lookup runs after its
+    appends, as two sequential calls would."""
+
+    async def append_and_locate(
+        self, entries: Sequence[tuple[int, ChatMessage, str]], user_ids: Sequence[int]
+    ) -> tuple[list[tuple[ChatMessage, bool]], dict[int, list[Location]]]: ...
 
 
 class _UserLog:
@@ -70,10 +82,10 @@ class MemoryInbox:
         log.keys[key] = stored
         return stored, True
 
-    async def append_each(
-        self, user_ids: Sequence[int], message: ChatMessage, key: str
+    async def append_many(
+        self, entries: Sequence[tuple[int, ChatMessage, str]]
     ) -> list[tuple[ChatMessage, bool]]:
-        return [await self.append(user_id, message, key) for user_id in user_ids]
+        return [await self.append(user_id, message, key) for user_id, message, key in entries]
 
     async def since(self, user_id: int, since_seq: int, limit: int) -> SyncResult:
         log = self._logs.get(user_id)

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 async def run_logic_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Consume upstream, serve Sync and broadcasts, until ``stop`` is set."""
     from ..nats_bus import NatsLogicBus
-    from ..redis_store import RedisInbox, RedisLocationStore, connect_redis
+    from ..redis_store import RedisInbox, RedisLocationStore, RedisLogicStore, connect_redis
     from .worker import LogicWorker
 
     redis = await connect_redis(settings.redis)
@@ -26,7 +26,13 @@ async def run_logic_worker(settings: Settings, stop: asyncio.Event) -> None:
     )
     downstream = NatsLogicBus(settings.nats)
     await downstream.start()
-    logic = LogicService(inbox, locations, downstream, sync_batch=settings.logic.sync_batch)
+    logic = LogicService(
+        inbox,
+        locations,
+        downstream,
+        sync_batch=settings.logic.sync_batch,
+        combined=RedisLogicStore(inbox, locations),  # one Redis round trip per batch
+    )
     worker = LogicWorker(settings.nats, logic)
     await worker.start()
     print(f"imaccess logic: worker ready on {settings.nats.url}", flush=True)

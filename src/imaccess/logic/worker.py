@@ -1,15 +1,24 @@
 """A Logic worker on NATS: consumes upstream, serves Sync and broadcast requests.
 
 Upstream in ``jetstream`` mode is split by sender into ``nats.partitions`` subjects
-(``im.logic.upstream.<p>``). Each partition has a durable pull consumer ``logic-group-<p>``
-shared by every worker, with **one message in flight**: so one sender's messages are
-stored in the order JetStream accepted them, however many workers run, while the
-partitions spread the load across workers. A message leaves its consumer only when a
-worker acks it *after* ``LogicService.process`` returned (stored and routed). A worker that
-dies between fetch and ack leaves it unacked: JetStream hands it to another worker after
-``ack_wait``, and the partition waits for it (order is kept across a crash too).
-Processing is idempotent (inbox appends are keyed by ``from_user:msg_id``), so such a
-redelivery stores nothing twice.
+(``im.logic.upstream.<p>``), each with a durable consumer ``logic-group-<p>`` shared by
+every worker. **One worker at a time consumes a partition** (JetStream's pinned-client
+priority group, :mod:`imaccess.logic.partition`), so it may hold many of the partition's
+messages at once (``batch`` per pull request, ``2 * batch`` unacked) and still process
+them in the order JetStream accepted them: one sender's messages are stored in order
+however many workers run. Which worker asks for which partition is agreed through
+heartbeats (:mod:`imaccess.logic.membership`), so the partitions spread over the workers.
+
+Each turn the worker takes everything its partitions delivered, processes it as one batch
+(``LogicHandler.process_batch``: one Redis pipeline for all inbox appends, one for all
+locations, one publish per node) and then acks each message. A worker that dies between
+delivery and ack leaves its messages unacked: JetStream redelivers them after
+``ack_wait``, and the worker that gets the pin next processes nothing of the partition
+until all of them are in its hands (the take-over check), then goes by stream sequence:
+order is kept across a crash too. Processing is idempotent (inbox appends are keyed by
+``from_user:msg_id``), so a redelivery stores nothing twice. A batch that fails is retried
+partition by partition after ``retry_delay``, in place: the partition's later messages
+wait behind it, and one poisoned partition does not stop the others.
 
 ``core`` mode queue-subscribes ``im.logic.upstream.>`` instead: what arrives while no
 worker listens, or what a worker holds when it dies, is lost (at most once, as
@@ -20,10 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol, cast
 
 import nats.errors
@@ -31,9 +43,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from ..bus import BusUnavailable, SyncResult, UpstreamHandler
+from ..bus import BusUnavailable, SyncResult, Upstream, UpstreamHandler
 from ..nats_bus import (
     BROADCAST_REQUEST_SUBJECT,
     LOGIC_GROUP,
@@ -43,20 +54,30 @@ from ..nats_bus import (
     connect,
     decode_upstream,
     ensure_stream,
-    upstream_subject,
 )
 from ..protocol.codec import encode_table
 from ..protocol.codes import Code
 from ..protocol.messages import ChatMessage, SyncResponse
 from ..settings import NatsSettings
+from .membership import Membership
+from .partition import Partition, ensure_consumer
 
-__all__ = ["LogicHandler", "LogicWorker", "sync_reply"]
+__all__ = ["WORKERS_SUBJECT", "LogicHandler", "LogicWorker", "sync_reply"]
 
 log = logging.getLogger(__name__)
+
+WORKERS_SUBJECT = "im.logic.workers"
+"""Worker heartbeats (``+id``) and goodbyes (``-id``), core NATS."""
+_BEAT = 1.0
+_TICK = 0.2
+"""Seconds between housekeeping turns: heartbeats, lost requests, take-over checks."""
 
 
 class LogicHandler(UpstreamHandler, Protocol):
     """What a worker needs of Logic (:class:`~imaccess.logic.service.LogicService`)."""
+
+    async def process_batch(self, messages: Sequence[Upstream]) -> None:
+        """``process`` each, in order; idempotent as a whole (a failed batch is retried)."""
 
     async def broadcast(
         self, content: str, *, content_type: int = 0, msg_id: str | None = None
@@ -86,11 +107,13 @@ class LogicWorker:
         *,
         retry_delay: float = 1.0,
         fetch_timeout: float = 1.0,
+        batch: int = 128,
         max_requests: int = 256,
         name: str = "imaccess-logic",
     ) -> None:
-        """``retry_delay``: how long a failed message waits before redelivery.
-        ``fetch_timeout``: longest idle fetch (and so the longest graceful stop wait).
+        """``retry_delay``: how long a failed batch waits before it is tried again.
+        ``fetch_timeout``: life of an idle pull request (and so of a graceful hand-back).
+        ``batch``: messages per pull request; up to twice that are held per partition.
         ``max_requests``: Sync/broadcast requests served concurrently."""
         if settings.upstream not in ("jetstream", "core"):
             raise ValueError(
@@ -100,16 +123,23 @@ class LogicWorker:
         self._logic = logic
         self._retry_delay = retry_delay
         self._fetch_timeout = fetch_timeout
+        self._batch = batch
         self._name = name
+        self._membership = Membership(f"{name}.{uuid.uuid4().hex[:12]}", ttl=3 * _BEAT)
         self._slots = asyncio.Semaphore(max_requests)
         self._nc: NATS | None = None
-        self._pulls: list[JetStreamContext.PullSubscription] = []
+        self._partitions: list[Partition] = []
         self._subs: list[Subscription] = []
         self._consumers: list[asyncio.Task[None]] = []
         self._requests: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._fetch_failing = False
+        self._failing = False
+
+    def partitions(self) -> set[int]:
+        """The partitions this worker asks for now (after the membership it heard)."""
+        return self._membership.mine(self._settings.partitions, time.monotonic())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -124,51 +154,57 @@ class LogicWorker:
             ):
                 self._subs.append(await nc.subscribe(subject, queue=LOGIC_GROUP, cb=handler))
             if self._settings.upstream == "jetstream":
-                js = nc.jetstream(timeout=self._settings.request_timeout)
-                await ensure_stream(js, self._settings)
-                for partition in range(self._settings.partitions):
-                    config = self._consumer_config(partition)
-                    await js.add_consumer(self._settings.stream, config)
-                    pull = await js.pull_subscribe_bind(
-                        durable=config.durable_name or "", stream=self._settings.stream
-                    )
-                    self._pulls.append(pull)
-                    self._consumers.append(
-                        asyncio.create_task(self._consume(pull), name=f"{self._name}-p{partition}")
-                    )
+                await self._start_partitions(nc)
             else:
                 self._subs.append(
                     await nc.subscribe(f"{UPSTREAM_SUBJECT}.>", queue=LOGIC_GROUP, cb=self._on_core)
                 )
             # serving before start() returns: core upstream published after it is not lost
             await nc.flush(timeout=max(1, math.ceil(self._settings.request_timeout)))
-        except (nats.errors.Error, TimeoutError) as exc:
+        except (nats.errors.Error, TimeoutError, BusUnavailable) as exc:
             await self._abort()
             raise BusUnavailable(f"Logic worker did not start: {exc}") from exc
         except BaseException:
             await self._abort()
             raise
 
+    async def _start_partitions(self, nc: NATS) -> None:
+        js: JetStreamContext = nc.jetstream(timeout=self._settings.request_timeout)
+        await ensure_stream(js, self._settings)
+        for index in range(self._settings.partitions):
+            await ensure_consumer(nc, self._settings, index, 2 * self._batch)
+            partition = Partition(index, self._settings.stream)
+            await self._listen(partition)
+            self._partitions.append(partition)
+        self._subs.append(await nc.subscribe(WORKERS_SUBJECT, cb=self._on_worker))
+        await self._announce("+")
+        # the running workers answer at once: asking before hearing them would take
+        # their partitions' pins first and cost a hand-over each
+        await asyncio.sleep(_TICK)
+        self._consumers += [
+            asyncio.create_task(self._consume(), name=f"{self._name}-consume"),
+            asyncio.create_task(self._tick(), name=f"{self._name}-tick"),
+        ]
+
     async def stop(self, grace: float = 10.0) -> None:
-        """Finish the message in hand, hand back the rest of the batch (nak, no delay),
-        answer the requests in flight, then close. After ``grace`` seconds, give up on
-        the in-flight work as :meth:`run`'s cancellation does."""
+        """Finish the batch in hand, let the pins go and hand back what arrives after
+        (nak, no delay: the next holder gets it first), answer the requests in flight,
+        then close. After ``grace`` seconds, give up as :meth:`run`'s cancellation does."""
         if self._stopped.is_set():
             return
         self._stopping.set()
+        self._wake.set()
+        if self._partitions:
+            with contextlib.suppress(nats.errors.Error, BusUnavailable):
+                await self._announce("-")  # the others ask for its partitions from now
         if self._consumers:
             _, pending = await asyncio.wait(set(self._consumers), timeout=grace)
             if pending:
-                log.warning("worker %s: message in hand not done after %.1fs", self._name, grace)
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-        for pull in self._pulls:
-            # its subscription has no callback: draining it would wait out drain_timeout
-            try:
-                await pull.unsubscribe()
-            except nats.errors.Error as exc:
-                log.debug("unsubscribing a pull subscription failed: %s", exc)
+                log.warning("worker %s: batch in hand not done after %.1fs", self._name, grace)
+                await self._abort()
+                return
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await asyncio.wait_for(self._hand_back(), grace)
         for sub in self._subs:
             # Subscription.drain is untyped in nats-py 2.16; it returns None when done
             drain = cast(Callable[[], Awaitable[None]], sub.drain)
@@ -204,68 +240,189 @@ class LogicWorker:
             await nc.close()
         self._stopped.set()
 
-    def _consumer_config(self, partition: int) -> ConsumerConfig:
-        name = f"{LOGIC_GROUP}-{partition}"
-        return ConsumerConfig(
-            name=name,
-            durable_name=name,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self._settings.ack_wait,
-            max_ack_pending=1,  # the partition's order: the next waits for this ack
-            filter_subject=upstream_subject(partition),
+    async def _hand_back(self) -> None:
+        """Stopping: let each pin go, then wait for the open requests to end (their 423
+        or expiry), naking what still arrives, so the successor gets it at once and in
+        order (the take-over check makes it wait for anything still on its way)."""
+        nc = self._require()
+        while True:
+            for partition in self._partitions:
+                if partition.pin is not None:  # first: a nak must not come back to us
+                    await partition.unpin(nc, self._settings.request_timeout)
+                for seq in sorted(partition.held):
+                    await self._settle(partition.held.pop(seq).nak())
+            if not any(p.open() for p in self._partitions):
+                break
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _TICK)
+        for partition in self._partitions:
+            if partition.sub is not None:
+                await partition.sub.unsubscribe()
+
+    # -------------------------------------------------------------- membership
+
+    async def _announce(self, sign: str) -> None:
+        nc = self._require()
+        await nc.publish(WORKERS_SUBJECT, (sign + self._membership.me).encode())
+
+    async def _on_worker(self, msg: Msg) -> None:
+        text = msg.data.decode(errors="replace")
+        worker = text[1:]
+        if text.startswith("-"):
+            self._membership.left(worker)
+        elif self._membership.heard(worker, time.monotonic()) and not self._stopping.is_set():
+            await self._announce("+")
+            await self._withdraw()
+        self._wake.set()
+
+    async def _withdraw(self) -> None:
+        """Cancel the open requests on partitions this worker no longer should ask for
+        and holds no pin of: a request cannot be cancelled, but the server drops one
+        whose reply subject lost its interest, so those inboxes are replaced."""
+        mine = self.partitions()
+        for partition in self._partitions:
+            if partition.index in mine or partition.pin is not None or partition.held:
+                continue
+            if partition.open():
+                await self._listen(partition)
+
+    async def _listen(self, partition: Partition) -> None:
+        nc = self._require()
+        if partition.sub is not None:
+            await partition.sub.unsubscribe()
+        partition.credit = 0
+        partition.inbox = nc.new_inbox()
+        partition.sub = await nc.subscribe(
+            partition.inbox, cb=functools.partial(self._on_pull, partition)
         )
+
+    async def _tick(self) -> None:
+        """Heartbeats, and a turn of the consume loop every tick (lost requests are
+        renewed, take-over checks repeated, failed batches retried)."""
+        next_beat = time.monotonic() + _BEAT
+        while not self._stopping.is_set():
+            await asyncio.sleep(_TICK)
+            if time.monotonic() >= next_beat:
+                next_beat += _BEAT
+                with contextlib.suppress(nats.errors.Error):
+                    await self._announce("+")
+            self._wake.set()
 
     # ------------------------------------------------------------------- upstream
 
-    async def _consume(self, pull: JetStreamContext.PullSubscription) -> None:
+    async def _on_pull(self, partition: Partition, msg: Msg) -> None:
+        if partition.received(msg):
+            self._wake.set()
+        elif not self._stopping.is_set():
+            await self._ask(partition)  # a request ended: keep one open
+
+    async def _ask(self, partition: Partition, mine: set[int] | None = None) -> None:
+        """Keep a pull request open on a partition this worker should consume."""
+        if partition.index not in (self.partitions() if mine is None else mine):
+            return
+        body = partition.request(self._batch, self._fetch_timeout)
+        if body is not None:
+            await self._require().publish(partition.next_subject, body, reply=partition.inbox)
+
+    async def _consume(self) -> None:
         while not self._stopping.is_set():
-            try:
-                messages = await pull.fetch(1, timeout=self._fetch_timeout)
-            except TimeoutError:
-                continue  # idle, or the request was lost in a reconnect: ask again
-            except nats.errors.ConnectionClosedError:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._stopping.is_set():
                 return
-            except nats.errors.Error as exc:  # leader election, consumer moving, ...
+            try:
+                await self._turn()
+            except (nats.errors.Error, TimeoutError) as exc:  # reconnecting, leader moving
                 # one line when an outage starts, not one per retry
-                level = logging.DEBUG if self._fetch_failing else logging.WARNING
-                log.log(level, "worker %s: fetch failed, retrying: %r", self._name, exc)
-                self._fetch_failing = True
-                await self._pause(self._retry_delay)
+                level = logging.DEBUG if self._failing else logging.WARNING
+                log.log(level, "worker %s: JetStream request failed, retrying: %r", self._name, exc)
+                self._failing = True
                 continue
-            if self._fetch_failing:
-                log.warning("worker %s: fetching again", self._name)
-                self._fetch_failing = False
-            for index, msg in enumerate(messages):
-                if self._stopping.is_set():
-                    await self._hand_back(messages[index:])
-                    return
-                await self._handle(msg)
+            if self._failing:
+                log.warning("worker %s: JetStream answers again", self._name)
+                self._failing = False
 
-    async def _handle(self, msg: Msg) -> None:
-        try:
-            upstream = decode_upstream(msg.data, msg.headers)
-        except ValueError as exc:
-            # redelivering bytes that never decode would loop forever
-            log.error("worker %s: terminating undecodable upstream message: %s", self._name, exc)
-            await self._settle(msg.term())
+    async def _turn(self) -> None:
+        nc = self._require()
+        now = time.monotonic()
+        mine = self.partitions()
+        ready = []
+        for partition in self._partitions:
+            if (
+                partition.held
+                and partition.retry_at <= now
+                and await partition.settle(nc, self._settings.request_timeout, _TICK)
+            ):
+                ready.append(partition)
+        if ready:
+            await self._process(ready)
+        for partition in self._partitions:
+            if partition.index in mine:
+                await self._ask(partition, mine)
+            elif partition.pin is not None and not partition.held:
+                # another worker should have it (it joined, or we disagreed): hand over
+                await partition.unpin(nc, self._settings.request_timeout)
+
+    async def _process(self, ready: list[Partition]) -> None:
+        """One batch for all ready partitions; on failure, each partition on its own."""
+        groups: list[tuple[Partition, list[int], list[Upstream]]] = []
+        for partition in ready:
+            seqs, upstreams = [], []
+            for seq in sorted(partition.held):
+                msg = partition.held[seq]
+                try:
+                    upstreams.append(decode_upstream(msg.data, msg.headers))
+                except ValueError as exc:
+                    # redelivering bytes that never decode would loop forever
+                    log.error("worker %s: terminating undecodable upstream: %s", self._name, exc)
+                    del partition.held[seq]
+                    await self._settle(msg.term())
+                    continue
+                seqs.append(seq)
+            if upstreams:
+                groups.append((partition, seqs, upstreams))
+        if not groups:
             return
         try:
-            await self._logic.process(upstream)
+            await self._logic.process_batch([u for _, _, us in groups for u in us])
         except Exception:
-            log.exception(
-                "worker %s: processing %s failed; redelivering in %.1fs",
-                self._name,
-                upstream.dedupe_key,
-                self._retry_delay,
-            )
-            await self._settle(msg.nak(delay=self._retry_delay))
+            if len(groups) == 1:
+                self._failed(groups[0][0], groups[0][2])
+                return
+            for group in groups:
+                await self._process_group(*group)
             return
-        await self._settle(msg.ack())
+        for partition, seqs, _ in groups:
+            await self._ack(partition, seqs)
 
-    async def _hand_back(self, messages: list[Msg]) -> None:
-        for msg in messages:
-            await self._settle(msg.nak())
+    async def _process_group(
+        self, partition: Partition, seqs: list[int], upstreams: list[Upstream]
+    ) -> None:
+        try:
+            await self._logic.process_batch(upstreams)
+        except Exception:
+            self._failed(partition, upstreams)
+            return
+        await self._ack(partition, seqs)
+
+    def _failed(self, partition: Partition, upstreams: list[Upstream]) -> None:
+        log.exception(
+            "worker %s: processing %d messages of partition %d (first %s) failed; "
+            "retrying in %.1fs",
+            self._name,
+            len(upstreams),
+            partition.index,
+            upstreams[0].dedupe_key,
+            self._retry_delay,
+        )
+        partition.retry_at = time.monotonic() + self._retry_delay
+
+    async def _ack(self, partition: Partition, seqs: list[int]) -> None:
+        for seq in seqs:
+            msg = partition.held.pop(seq, None)  # the latest delivery, if redelivered meanwhile
+            if msg is not None:
+                await self._settle(msg.ack())
 
     async def _settle(self, reply: Coroutine[Any, Any, None]) -> None:
         """An ack lost on the way only means a redelivery, which processing tolerates."""
@@ -274,10 +431,10 @@ class LogicWorker:
         except nats.errors.Error as exc:
             log.warning("worker %s: ack/nak not sent: %s", self._name, exc)
 
-    async def _pause(self, seconds: float) -> None:
-        """Back off, but wake at once when stopping."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+    def _require(self) -> NATS:
+        if self._nc is None:
+            raise BusUnavailable("Logic worker not started")
+        return self._nc
 
     async def _on_core(self, msg: Msg) -> None:
         try:
