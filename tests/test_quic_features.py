@@ -213,3 +213,11 @@ def test_connections_share_aioquic_epoch_sets() -> None:
     a, b = (QuicConnection(configuration=QuicConfiguration(is_client=True)) for _ in range(2))
     assert handlers(a)[0x06][1] is handlers(b)[0x06][1]  # CRYPTO: the same set object
     assert handlers(a)[0x06][1] == {Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT}
+
+
+async def test_the_udp_socket_gets_the_buffers_asked_for(settings: Settings) -> None:
+    settings.quic.socket_buffer = 3 * 1024 * 1024
+    async with EmbeddedGateway(settings) as gw:
+        sock = gw.quic_server.socket
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2 >= 3 * 1024 * 1024
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2 >= 3 * 1024 * 1024

@@ -83,6 +83,7 @@ class Gateway:
             retry=quic.retry,
             max_streams=(quic.max_streams_bidi, quic.max_streams_uni),
             session_deadline=self.settings.auth.deadline,
+            socket_buffer=quic.socket_buffer,
             sock=self.listeners.udp if self.listeners else None,
             new_cid=self.listeners.new_cid if self.listeners else None,
         )

@@ -70,6 +70,11 @@ class QuicSettings:
     private_key: str = ""
     state_dir: str = ".imaccess"
     """Where the development certificate is kept."""
+    socket_buffer: int = 4 * 1024 * 1024
+    """Bytes of kernel receive and send buffer for the UDP socket (SO_RCVBUF/SO_SNDBUF;
+    past ``net.core.rmem_max`` only as root). Linux's default, ~208 KiB, is about a hundred
+    datagrams: a loop turn's stall under a ramp of tens of thousands of connections
+    overflowed it, and each datagram the kernel dropped cost a retransmission."""
     retry: bool = False
     """Validate client addresses with a QUIC Retry before any handshake work (RFC 9000
     §8.1): spoofed source addresses cost the node one stateless packet. Costs a round trip."""

@@ -18,6 +18,7 @@ The same port serves browsers: a connection that negotiates ALPN ``h3`` is hande
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -69,6 +70,8 @@ _SPENT_CRYPTO_BUFFER = 1024
 """Bytes of TLS output buffer left to a connection past its handshake."""
 CLOSE_LINGER = 1.0
 """Longest wait for a closing connection's last frame to be acknowledged."""
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux; Python names it from 3.12
+_SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 NEAR_DEADLINE = 1.0
 """QUIC deadlines further away than this (seconds) wait in the shared timer wheel."""
 WHEEL_RESOLUTION = 0.5
@@ -458,6 +461,11 @@ class QuicServer(asyncio.DatagramProtocol):
         return len({id(p) for p in self._peers.values()})
 
     @property
+    def socket(self) -> socket.socket:
+        assert self._transport is not None
+        return cast(socket.socket, self._transport.get_extra_info("socket"))
+
+    @property
     def sockname(self) -> tuple[str, int]:
         assert self._transport is not None
         name = self._transport.get_extra_info("sockname")
@@ -599,11 +607,13 @@ async def serve_quic(
     retry: bool = False,
     max_streams: tuple[int, int] = (100, 50),
     session_deadline: float = 10.0,
+    socket_buffer: int = 0,
     sock: socket.socket | None = None,
     new_cid: Callable[[int], bytes] | None = None,
 ) -> QuicServer:
     """Serve on ``host:port``, or on ``sock`` (a bound socket: a worker's share of the
-    node's port, with ``new_cid`` steering its connections back to it)."""
+    node's port, with ``new_cid`` steering its connections back to it).
+    ``socket_buffer``: kernel buffer sizes to ask for (0: the system's default)."""
     loop = asyncio.get_running_loop()
     _, server = await loop.create_datagram_endpoint(
         lambda: QuicServer(
@@ -616,4 +626,27 @@ async def serve_quic(
         ),
         **({"sock": sock} if sock is not None else {"local_addr": (host, port)}),
     )
+    if socket_buffer:
+        size_socket_buffers(server.socket, socket_buffer)
     return server
+
+
+def size_socket_buffers(sock: socket.socket, size: int) -> None:
+    """Ask for ``size`` bytes of receive and send buffer; as root, past the system's
+    cap (``net.core.rmem_max``/``wmem_max``) too. Says so when the kernel gives less."""
+    for option, forced, name in (
+        (socket.SO_RCVBUF, _SO_RCVBUFFORCE, "receive"),
+        (socket.SO_SNDBUF, _SO_SNDBUFFORCE, "send"),
+    ):
+        with contextlib.suppress(OSError):  # not root, or not Linux: the capped size
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            sock.setsockopt(socket.SOL_SOCKET, forced, size)
+        granted = sock.getsockopt(socket.SOL_SOCKET, option) // 2  # Linux reports double
+        if granted < size:
+            log.warning(
+                "UDP %s buffer is %d bytes, not the %d asked (raise net.core.%smem_max)",
+                name,
+                granted,
+                size,
+                "r" if option == socket.SO_RCVBUF else "w",
+            )
