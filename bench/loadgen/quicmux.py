@@ -22,6 +22,8 @@ import socket
 from collections.abc import Callable
 from typing import Any, cast
 
+from imaccess.transport.udp import size_socket_buffers
+
 from .recorder import Recorder
 from .stacks import DEFAULT_STACK, ClientStack, load_stack
 
@@ -136,8 +138,7 @@ class QuicMux(asyncio.DatagramProtocol):
     ) -> QuicMux:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         # thousands of connections answer at once during a ramp or a broadcast
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+        size_socket_buffers(sock, _SOCKET_BUFFER)
         sock.bind((host, 0))
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_datagram_endpoint(lambda: cls(stack, recorder), sock=sock)

@@ -18,7 +18,6 @@ The same port serves browsers: a connection that negotiates ALPN ``h3`` is hande
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -61,6 +60,7 @@ from ..settings import QuicSettings
 from ..timers import TimerWheel
 from .reuseport import SteeredQuicConnection
 from .streams import QuicFileStreams, send_or_drop, unacked_bytes
+from .udp import size_socket_buffers
 from .webtransport import WEBTRANSPORT_ALPN, WebTransportHandler
 
 __all__ = ["ALPN", "ConnectionAcceptor", "QuicServer", "make_server_configuration", "serve_quic"]
@@ -70,8 +70,6 @@ _SPENT_CRYPTO_BUFFER = 1024
 """Bytes of TLS output buffer left to a connection past its handshake."""
 CLOSE_LINGER = 1.0
 """Longest wait for a closing connection's last frame to be acknowledged."""
-_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux; Python names it from 3.12
-_SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 NEAR_DEADLINE = 1.0
 """QUIC deadlines further away than this (seconds) wait in the shared timer wheel."""
 WHEEL_RESOLUTION = 0.5
@@ -629,24 +627,3 @@ async def serve_quic(
     if socket_buffer:
         size_socket_buffers(server.socket, socket_buffer)
     return server
-
-
-def size_socket_buffers(sock: socket.socket, size: int) -> None:
-    """Ask for ``size`` bytes of receive and send buffer; as root, past the system's
-    cap (``net.core.rmem_max``/``wmem_max``) too. Says so when the kernel gives less."""
-    for option, forced, name in (
-        (socket.SO_RCVBUF, _SO_RCVBUFFORCE, "receive"),
-        (socket.SO_SNDBUF, _SO_SNDBUFFORCE, "send"),
-    ):
-        with contextlib.suppress(OSError):  # not root, or not Linux: the capped size
-            sock.setsockopt(socket.SOL_SOCKET, option, size)
-            sock.setsockopt(socket.SOL_SOCKET, forced, size)
-        granted = sock.getsockopt(socket.SOL_SOCKET, option) // 2  # Linux reports double
-        if granted < size:
-            log.warning(
-                "UDP %s buffer is %d bytes, not the %d asked (raise net.core.%smem_max)",
-                name,
-                granted,
-                size,
-                "r" if option == socket.SO_RCVBUF else "w",
-            )
