@@ -327,3 +327,34 @@ async def test_forged_tokens_are_refused(case: str, raw: RawFactory, settings: S
     expected = Code.AUTH_TOKEN_EXPIRED if case == "expired" else Code.AUTH_INVALID_TOKEN
     assert reply.body.code == expected
     assert (await peer.closed()).error_code == expected
+
+
+async def test_every_location_is_refreshed_a_slice_at_a_time(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node refreshes its connections' locations a slice per loop turn; every slice
+    is refreshed, so no location lapses while its connection lives."""
+    from imaccess import node as node_module
+    from imaccess.client import Client
+
+    monkeypatch.setattr(node_module, "_REFRESH_SLICE", 2)
+    settings.locations.ttl = 0.9  # refreshed every 0.3 s
+    async with EmbeddedGateway(settings) as gw:
+        clients = [
+            Client(
+                *gw.address,
+                token=token_for(settings, user),
+                ca_file=gw.cert_file,
+                server_name="localhost",
+            )
+            for user in range(1, 6)
+        ]
+        try:
+            for c in clients:
+                await c.connect()
+            await asyncio.sleep(2.0)  # over two TTLs: only refreshes keep the entries
+            for user in range(1, 6):
+                assert len(await gw.locations.locations(user)) == 1, user
+        finally:
+            for c in clients:
+                await c.close()

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from imaccess.auth import issue_token
+from imaccess.runtime import tune_garbage_collector
 from imaccess.settings import AuthSettings
 
 from .imclient import ImClient, client_configuration
@@ -55,6 +56,9 @@ def run_worker(config: WorkerConfig, pipe: Connection) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     import uvloop
 
+    # tens of thousands of client connections are millions of objects: without this, the
+    # generator's own full collections (seconds each) would show up as server latency
+    tune_garbage_collector()
     uvloop.run(Worker(config, pipe).serve())
 
 
