@@ -19,7 +19,15 @@ from aioquic.quic.events import (
 )
 from aioquic.tls import SessionTicket
 
-from imaccess.protocol import Body, FrameDecoder, Packet, decode_frame, encode_packet
+from imaccess.protocol import (
+    AuthRequest,
+    AuthResponse,
+    Body,
+    FrameDecoder,
+    Packet,
+    decode_frame,
+    encode_packet,
+)
 
 
 class _Protocol(QuicConnectionProtocol):
@@ -122,6 +130,15 @@ class RawPeer:
         self._seq += 1
         self.write(stream_id, encode_packet(Packet(self._seq, body)))
         return self._seq
+
+    async def authenticate(self, token: str, device_id: str = "d") -> int:
+        """Open the control stream with an AuthRequest; the AuthAck must be OK. Returns
+        the control stream."""
+        control = self.new_stream()
+        self.send(control, AuthRequest(token, device_id, "test"))
+        _, reply = await self.next()
+        assert isinstance(reply.body, AuthResponse) and reply.body.code == 0, reply
+        return control
 
     async def next(self, timeout: float = 5.0) -> tuple[int, Packet]:
         return await asyncio.wait_for(self.packets.get(), timeout)

@@ -30,11 +30,7 @@ from .rawquic import RawPeer
 
 async def _authenticated(raw: RawFactory, settings: Settings, user_id: int) -> tuple[RawPeer, int]:
     peer = await raw()
-    control = peer.new_stream()
-    peer.send(control, AuthRequest(token_for(settings, user_id), f"raw-{user_id}", "test"))
-    _, reply = await peer.next()
-    assert isinstance(reply.body, AuthResponse) and reply.body.code == Code.OK
-    return peer, control
+    return peer, await peer.authenticate(token_for(settings, user_id), f"raw-{user_id}")
 
 
 async def test_bad_token_is_refused_then_closed(raw: RawFactory) -> None:
@@ -99,9 +95,7 @@ async def test_heartbeats_keep_a_connection_alive(settings: Settings) -> None:
     settings.heartbeat.timeout = 0.4
     async with EmbeddedGateway(settings) as gw:
         peer = await RawPeer.connect(*gw.address, gw.cert_file)
-        stream = peer.new_stream()
-        peer.send(stream, AuthRequest(token_for(settings, 4), "d", "test"))
-        await peer.next()
+        stream = await peer.authenticate(token_for(settings, 4))
         for _ in range(10):  # 10 x 0.1 s = 2.5 timeouts of activity
             seq = peer.send(stream, Heartbeat())
             _, echo = await peer.next()
@@ -118,9 +112,7 @@ async def test_quic_pings_keep_a_connection_alive(settings: Settings) -> None:
     settings.heartbeat.timeout = 0.4
     async with EmbeddedGateway(settings) as gw:
         peer = await RawPeer.connect(*gw.address, gw.cert_file)
-        stream = peer.new_stream()
-        peer.send(stream, AuthRequest(token_for(settings, 4), "d", "test"))
-        await peer.next()
+        await peer.authenticate(token_for(settings, 4))
         for _ in range(10):  # 10 x 0.1 s = 2.5 timeouts of activity
             await asyncio.wait_for(peer.protocol.ping(), 2)  # the node's ACK answers it
             await asyncio.sleep(0.1)  # the client's heartbeat interval, not a wait for an event
@@ -136,10 +128,7 @@ async def test_a_vanished_client_is_reaped_by_the_quic_idle_timeout(settings: Se
     settings.heartbeat.timeout = 600  # so the QUIC idle timeout, not the node, reaps it
     async with EmbeddedGateway(settings) as gw:
         peer = await RawPeer.connect(*gw.address, gw.cert_file)
-        stream = peer.new_stream()
-        peer.send(stream, AuthRequest(token_for(settings, 4), "d", "test"))
-        _, auth = await peer.next()
-        assert isinstance(auth.body, AuthResponse) and auth.body.code == Code.OK
+        await peer.authenticate(token_for(settings, 4))
         (conn,) = gw.node.hub.of_user(4)
         # the PING carries the ACK of the AuthAck: no loss timer is left to close it early
         await asyncio.wait_for(peer.protocol.ping(), 2)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from imaccess.embedded import EmbeddedGateway
-from imaccess.protocol import AuthRequest, AuthResponse, Code
+from imaccess.protocol import Code
 from imaccess.settings import Settings
 
 from .conftest import token_for
@@ -35,10 +35,7 @@ async def test_a_closed_quic_connection_is_freed_by_reference_counting(
     that needed the cyclic collector to be freed would stay in memory."""
     async with EmbeddedGateway(settings) as gw:
         peer = await RawPeer.connect(*gw.address, gw.cert_file)
-        stream = peer.new_stream()
-        peer.send(stream, AuthRequest(token_for(settings, 4), "d", "test"))
-        _, auth = await peer.next()
-        assert isinstance(auth.body, AuthResponse) and auth.body.code == Code.OK
+        await peer.authenticate(token_for(settings, 4))
         (conn,) = gw.node.hub.of_user(4)
         quic_peer = weakref.ref(conn.transport)
         quic = weakref.ref(conn.transport.quic)  # type: ignore[attr-defined]
