@@ -25,7 +25,6 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Protocol, cast
 
 from aioquic._buffer import Buffer
@@ -440,7 +439,7 @@ class QuicServer(asyncio.DatagramProtocol):
         """Makes every connection ID this server issues, when set: a worker's, steered
         back to its socket (:mod:`.reuseport`). Unset: aioquic's random ones."""
         self._connection_type: Callable[..., QuicConnection] = (
-            partial(SteeredQuicConnection, new_cid=new_cid) if new_cid else QuicConnection
+            functools.partial(SteeredQuicConnection, new_cid=new_cid) if new_cid else QuicConnection
         )
         self.session_deadline = session_deadline
         """How long an HTTP/3 connection may go without opening a WebTransport session."""
