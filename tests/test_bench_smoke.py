@@ -59,26 +59,16 @@ def check_chat(result: dict[str, Any], target: str, pairs: int) -> None:
     assert result["idle_baseline"]["server_cpu_s"] >= 0
 
 
-def test_chat_embedded(tmp_path: Path) -> None:
-    result = bench(tmp_path, "chat", "--target", "embedded", "--pairs", "3", "--seconds", "1",
+@pytest.mark.parametrize(
+    ("target", "nodes"),
+    [("embedded", 1), pytest.param("cluster", 2, marks=needs_redis),
+     pytest.param("peer", 2, marks=needs_redis)],
+)  # fmt: skip
+def test_chat(tmp_path: Path, target: str, nodes: int) -> None:
+    result = bench(tmp_path, "chat", "--target", target, "--pairs", "3", "--seconds", "1",
                    "--rates", "40", "--baseline", "0.3")  # fmt: skip
-    check_chat(result, "embedded", 3)
-    assert result["nodes"] == 1
-
-
-@needs_redis
-def test_chat_cluster(tmp_path: Path) -> None:
-    result = bench(tmp_path, "chat", "--target", "cluster", "--pairs", "3", "--seconds", "1",
-                   "--rates", "40", "--baseline", "0.3")  # fmt: skip
-    check_chat(result, "cluster", 3)
-    assert result["nodes"] == 2
-
-
-@needs_redis
-def test_chat_peer(tmp_path: Path) -> None:
-    result = bench(tmp_path, "chat", "--target", "peer", "--pairs", "3", "--seconds", "1",
-                   "--rates", "40", "--baseline", "0.3")  # fmt: skip
-    check_chat(result, "peer", 3)
+    check_chat(result, target, 3)
+    assert result["nodes"] == nodes
 
 
 def test_idle_embedded(tmp_path: Path) -> None:

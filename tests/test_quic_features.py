@@ -205,7 +205,7 @@ async def test_migration_to_a_new_port_keeps_the_session(
 
 def test_connections_share_aioquic_epoch_sets() -> None:
     """The gateway interns aioquic's per-connection epoch frozensets (~7 KB a connection)."""
-    import imaccess.transport.quic  # noqa: F401  (the import applies it)
+    import imaccess.transport.aioquic_internals  # noqa: F401  (the import applies it)
 
     def handlers(quic: QuicConnection) -> dict[int, tuple[object, frozenset[object]]]:
         return quic._QuicConnection__frame_handlers  # type: ignore[attr-defined,no-any-return]

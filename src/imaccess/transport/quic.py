@@ -24,11 +24,9 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol, cast
 
 from aioquic._buffer import Buffer
-from aioquic.quic import connection as aioquic_connection
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 from aioquic.quic.events import (
@@ -51,22 +49,22 @@ from aioquic.quic.packet import (
     pull_quic_header,
 )
 from aioquic.quic.retry import QuicRetryTokenHandler
-from aioquic.tls import Epoch, SessionTicket
+from aioquic.tls import SessionTicket
 
 from ..connection import Connection, FileStreams, Transport
 from ..protocol.codes import Code
 from ..settings import QuicSettings
 from ..timers import TimerWheel
+from .aioquic_internals import ack_now, break_cycles, handshake_complete, shrink_crypto_buffers
 from .reuseport import SteeredQuicConnection
 from .streams import QuicFileStreams, send_or_drop, unacked_bytes
+from .tickets import Ticket, TicketStore
 from .udp import size_socket_buffers
 from .webtransport import WEBTRANSPORT_ALPN, WebTransportHandler
 
 __all__ = ["ALPN", "ConnectionAcceptor", "QuicServer", "make_server_configuration", "serve_quic"]
 
 ALPN = "im-access"
-_SPENT_CRYPTO_BUFFER = 1024
-"""Bytes of TLS output buffer left to a connection past its handshake."""
 CLOSE_LINGER = 1.0
 """Longest wait for a closing connection's last frame to be acknowledged."""
 NEAR_DEADLINE = 1.0
@@ -74,14 +72,6 @@ NEAR_DEADLINE = 1.0
 WHEEL_RESOLUTION = 0.5
 """How late a far deadline (an idle timeout) may fire."""
 log = logging.getLogger(__name__)
-
-# aioquic gives every connection a frame-handler table holding 33 freshly built frozensets
-# of epochs (~7 KB per connection); they are immutable, so all connections can share them.
-aioquic_connection.EPOCHS = functools.cache(aioquic_connection.EPOCHS)
-
-
-def _no_probe() -> None:
-    """The loss-recovery probe of a released connection: it has nothing to send."""
 
 
 class ConnectionAcceptor(Protocol):
@@ -106,33 +96,6 @@ def make_server_configuration(
     return configuration
 
 
-@dataclass(slots=True)
-class _Ticket:
-    ticket: SessionTicket
-    user_id: int = 0
-    """The user the issuing connection authenticated as; 0 until it does."""
-    expires_at: float = 0.0
-    """Wall-clock end of that identity (the token's ``exp``)."""
-
-
-class _TicketStore:
-    """Session tickets for resumption and 0-RTT; bounded and single use, so a replayed
-    ClientHello finds its ticket gone and its early data is never decrypted twice."""
-
-    def __init__(self, capacity: int = 100_000) -> None:
-        self._tickets: dict[bytes, _Ticket] = {}
-        self._capacity = capacity
-
-    def add(self, ticket: SessionTicket) -> _Ticket:
-        if len(self._tickets) >= self._capacity:
-            self._tickets.pop(next(iter(self._tickets)))
-        entry = self._tickets[ticket.ticket] = _Ticket(ticket)
-        return entry
-
-    def pop(self, label: bytes) -> _Ticket | None:
-        return self._tickets.pop(label, None)
-
-
 class QuicPeer:
     """One QUIC connection: drives the state machine and is the Connection's transport."""
 
@@ -146,7 +109,7 @@ class QuicPeer:
     ) -> None:
         self._server = server
         self._addr = addr
-        self._issued: list[_Ticket] = []
+        self._issued: list[Ticket] = []
         self._identity = (0, 0.0)
         self.resumed_user = 0
         """The user a resumed session's ticket was bound to, while the token lasts: the
@@ -171,7 +134,7 @@ class QuicPeer:
 
     @property
     def handshake_done(self) -> bool:
-        return bool(self._quic._handshake_complete)
+        return handshake_complete(self._quic)
 
     def now(self) -> float:
         return self._server.loop.time()
@@ -226,9 +189,7 @@ class QuicPeer:
             # aioquic's 1 ms ack delay: a request and its answer then cost one packet each
             # way (a heartbeat is the commonest case). aioquic has no knob for it.
             self._replying = False
-            space = self._quic._spaces.get(Epoch.ONE_RTT)
-            if space is not None and space.ack_at is not None:
-                space.ack_at = now
+            ack_now(self._quic, now)
         for data, addr in self._quic.datagrams_to_send(now=now):
             server.sendto(data, addr)
         self._arm_timer(now)
@@ -358,7 +319,7 @@ class QuicPeer:
         elif isinstance(event, HandshakeCompleted):
             self._ensure_connection()
         if isinstance(event, HandshakeCompleted):
-            self._shrink_crypto_buffers()
+            shrink_crypto_buffers(self._quic)
         elif isinstance(event, StreamReset | StopSendingReceived) and self.connection is not None:
             self.connection.stream_aborted(event.stream_id)
         if isinstance(event, ConnectionTerminated):
@@ -374,31 +335,15 @@ class QuicPeer:
 
     def _release(self) -> None:
         """Break the reference cycles of a terminated connection, so that reference
-        counting frees it at once. aioquic's connection refers to itself (its frame-handler
-        table, loss-recovery and TLS callbacks), and so do we (peer, Connection, file
-        streams, WebTransport handler); left to the cyclic collector, every connection
-        ever closed would wait for a sweep of the old generation, which stalls the loop
-        for about a second per 1.5 million live objects (a few thousand connections).
-        A terminated aioquic connection reads no more datagrams and sends none, and our
-        timers are cancelled, so none of these is used again."""
-        quic = self._quic
-        quic._QuicConnection__frame_handlers = {}  # type: ignore[attr-defined]
-        quic._loss._send_probe = _no_probe
-        quic.tls = None  # type: ignore[assignment]
-        quic._cryptos = {}
-        quic._session_ticket_fetcher = quic._session_ticket_handler = None
+        counting frees it at once: aioquic's connection refers to itself, and so do we
+        (peer, Connection, file streams, WebTransport handler). Left to the cyclic
+        collector, every connection ever closed would wait for a sweep of the old
+        generation, which stalls the loop for about a second per 1.5 million live objects
+        (``imaccess.runtime``)."""
+        break_cycles(self._quic)
         self._h3 = None
         self._file_streams = None
         self.connection = None
-
-    def _shrink_crypto_buffers(self) -> None:
-        """aioquic keeps three 16 KiB TLS output buffers per connection for its life;
-        past the handshake (the session ticket is already out) TLS writes nothing more,
-        so small ones do: this is half of an idle connection's memory."""
-        buffers = self._quic._crypto_buffers
-        for epoch, buffer in list(buffers.items()):
-            if buffer.tell() == 0:  # _push_crypto_data has drained it
-                buffers[epoch] = Buffer(capacity=_SPENT_CRYPTO_BUFFER)
 
     def _session_overdue(self) -> None:
         if self.connection is None and not self._refused and not self._closing:
@@ -416,7 +361,7 @@ class QuicPeer:
             return
         connection = self._ensure_connection()
         if connection is not None and event.data:
-            early = not self._quic._handshake_complete
+            early = not handshake_complete(self._quic)
             connection.receive(stream_id, event.data, self._server.loop.time(), early_data=early)
 
     def _ensure_connection(self) -> Connection | None:
@@ -447,7 +392,7 @@ class QuicServer(asyncio.DatagramProtocol):
         self.acceptor = acceptor
         self._configuration = configuration
         self._peers: dict[bytes, QuicPeer] = {}
-        self.tickets = _TicketStore()
+        self.tickets = TicketStore()
         self.timer_wheel: TimerWheel[QuicPeer] = TimerWheel(WHEEL_RESOLUTION)
         self._wheel_tick: asyncio.TimerHandle | None = None
         self._retry = QuicRetryTokenHandler() if retry else None
