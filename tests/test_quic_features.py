@@ -221,3 +221,28 @@ async def test_the_udp_socket_gets_the_buffers_asked_for(settings: Settings) -> 
         sock = gw.quic_server.socket
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2 >= 3 * 1024 * 1024
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2 >= 3 * 1024 * 1024
+
+
+async def test_tls_data_after_the_handshake_closes_that_connection_only(
+    settings: Settings, gateway: EmbeddedGateway
+) -> None:
+    """The gateway drops its TLS context once the handshake is over (about half of an
+    idle connection's memory); a client sending TLS data after that gets TLS's own answer,
+    an unexpected_message alert, and nobody else notices."""
+    bystander = await RawPeer.connect(*gateway.address, gateway.cert_file)
+    await bystander.authenticate(token_for(settings, 2))
+    peer = await RawPeer.connect(*gateway.address, gateway.cert_file)
+    await peer.authenticate(token_for(settings, 1))
+    (server_side,) = gateway.node.hub.of_user(1)
+    new_session_ticket = b"\x04\x00\x00\x04\x00\x00\x00\x00"
+    peer.quic._crypto_streams[Epoch.ONE_RTT].sender.write(new_session_ticket)
+    peer.protocol.transmit()
+    closed = await peer.closed()
+    assert closed.error_code == 0x100 + 10  # CRYPTO_ERROR + unexpected_message
+    await asyncio.wait_for(server_side.gone, 5)
+    control = bystander.new_stream()
+    bystander.send(control, Heartbeat())
+    assert isinstance((await bystander.next_of(Heartbeat)).body, Heartbeat)
+    assert gateway.node.hub.of_user(1) == []
+    peer.close()
+    bystander.close()

@@ -28,7 +28,7 @@ from typing import Protocol, cast
 
 from aioquic._buffer import Buffer
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
-from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.connection import NetworkAddress
 from aioquic.quic.events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
@@ -55,7 +55,7 @@ from ..connection import Connection, FileStreams, Transport
 from ..protocol.codes import Code
 from ..settings import QuicSettings
 from ..timers import TimerWheel
-from .aioquic_internals import ack_now, break_cycles, handshake_complete, shrink_crypto_buffers
+from .aioquic_internals import CompactQuicConnection, ack_now, break_cycles, handshake_complete
 from .reuseport import SteeredQuicConnection
 from .streams import QuicFileStreams, send_or_drop, unacked_bytes
 from .tickets import Ticket, TicketStore
@@ -104,7 +104,7 @@ class QuicPeer:
     def __init__(
         self,
         server: QuicServer,
-        make_quic: Callable[[QuicPeer], QuicConnection],
+        make_quic: Callable[[QuicPeer], CompactQuicConnection],
         addr: NetworkAddress,
     ) -> None:
         self._server = server
@@ -129,7 +129,7 @@ class QuicPeer:
         self._file_streams: QuicFileStreams | None = None
 
     @property
-    def quic(self) -> QuicConnection:
+    def quic(self) -> CompactQuicConnection:
         return self._quic
 
     @property
@@ -319,7 +319,7 @@ class QuicPeer:
         elif isinstance(event, HandshakeCompleted):
             self._ensure_connection()
         if isinstance(event, HandshakeCompleted):
-            shrink_crypto_buffers(self._quic)
+            self._quic.compact()
         elif isinstance(event, StreamReset | StopSendingReceived) and self.connection is not None:
             self.connection.stream_aborted(event.stream_id)
         if isinstance(event, ConnectionTerminated):
@@ -383,8 +383,10 @@ class QuicServer(asyncio.DatagramProtocol):
         self._steer = new_cid
         """Makes every connection ID this server issues, when set: a worker's, steered
         back to its socket (:mod:`.reuseport`). Unset: aioquic's random ones."""
-        self._connection_type: Callable[..., QuicConnection] = (
-            functools.partial(SteeredQuicConnection, new_cid=new_cid) if new_cid else QuicConnection
+        self._connection_type: Callable[..., CompactQuicConnection] = (
+            functools.partial(SteeredQuicConnection, new_cid=new_cid)
+            if new_cid
+            else CompactQuicConnection
         )
         self.session_deadline = session_deadline
         """How long an HTTP/3 connection may go without opening a WebTransport session."""
@@ -520,7 +522,7 @@ class QuicServer(asyncio.DatagramProtocol):
                 return None
             retry_cid = header.destination_cid
 
-        def make_quic(peer: QuicPeer) -> QuicConnection:
+        def make_quic(peer: QuicPeer) -> CompactQuicConnection:
             quic = self._connection_type(
                 configuration=self._configuration,
                 original_destination_connection_id=original_cid,

@@ -31,9 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aioquic.quic.connection import QuicConnection
-
 from ..settings import MAX_WORKERS
+from .aioquic_internals import CompactQuicConnection
 
 __all__ = [
     "SO_ATTACH_REUSEPORT_CBPF",
@@ -145,7 +144,7 @@ def steered_cid_factory(index: int, workers: int) -> Callable[[int], bytes]:
     return new_cid
 
 
-class SteeredQuicConnection(QuicConnection):
+class SteeredQuicConnection(CompactQuicConnection):
     """A server connection whose every host CID comes from ``new_cid``.
 
     aioquic draws CIDs from ``os.urandom`` in two places: the first one in ``__init__``
