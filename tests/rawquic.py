@@ -14,6 +14,7 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import (
     ConnectionTerminated,
     HandshakeCompleted,
+    PingAcknowledged,
     QuicEvent,
     StreamDataReceived,
 )
@@ -72,6 +73,7 @@ class RawPeer:
             asyncio.get_running_loop().create_future()
         )
         self._old_transports: list[asyncio.DatagramTransport] = []
+        self.pings_acked: asyncio.Queue[int] = asyncio.Queue()
         self.sent_datagrams: list[bytes] = []
         """Every datagram sent, when connected with ``record=True``."""
 
@@ -118,6 +120,14 @@ class RawPeer:
             self.handshake.set_result(event)
         elif isinstance(event, ConnectionTerminated) and not self.terminated.done():
             self.terminated.set_result(event)
+        elif isinstance(event, PingAcknowledged):
+            self.pings_acked.put_nowait(event.uid)
+
+    async def ping(self, uid: int, timeout: float = 5.0) -> None:
+        """A QUIC PING (the SDK's keepalive), until the server acknowledges it."""
+        self.quic.send_ping(uid)
+        self.protocol.transmit()
+        assert await asyncio.wait_for(self.pings_acked.get(), timeout) == uid
 
     def new_stream(self) -> int:
         return self.quic.get_next_available_stream_id()

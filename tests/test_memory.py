@@ -15,11 +15,12 @@ from pathlib import Path
 
 import aioquic.quic
 import pytest
+from aioquic.tls import Epoch
 
 from imaccess.embedded import EmbeddedGateway
 from imaccess.protocol import Code
 from imaccess.settings import Settings
-from imaccess.transport.aioquic_internals import PacketNumberWindow
+from imaccess.transport.aioquic_internals import ACK_ONLY_PACKETS_KEPT, PacketNumberWindow
 
 from .conftest import token_for
 from .rawquic import RawPeer
@@ -101,6 +102,22 @@ async def test_an_established_connection_holds_only_its_own_few_kilobytes(
         assert size < 16_000  # 33,000 with aioquic's connection as it is
         for peer in peers:
             peer.close()
+
+
+async def test_an_idle_connection_keeps_no_record_of_each_keepalive(settings: Settings) -> None:
+    """The server answers each QUIC PING with an ACK-only packet, which the client never
+    acknowledges: aioquic kept a record of each, so an idle connection grew by one
+    record (~600 bytes) per keepalive for its whole life."""
+    async with EmbeddedGateway(settings) as gw:
+        peer = await RawPeer.connect(*gw.address, gw.cert_file)
+        await peer.authenticate(token_for(settings, 1))
+        (conn,) = gw.node.hub.of_user(1)
+        quic = conn.transport.quic  # type: ignore[attr-defined]
+        for uid in range(100):
+            await peer.ping(uid)
+        records = quic._spaces[Epoch.ONE_RTT].sent_packets
+        assert len(records) <= ACK_ONLY_PACKETS_KEPT + 1
+        peer.close()
 
 
 def _aioquic_packet_number_window() -> type:

@@ -25,6 +25,7 @@ __all__ = [
     "PacketNumberWindow",
     "ack_now",
     "break_cycles",
+    "forget_ack_only_packets",
     "handshake_complete",
 ]
 
@@ -213,6 +214,31 @@ def ack_now(quic: QuicConnection, now: float) -> None:
     space = quic._spaces.get(Epoch.ONE_RTT)
     if space is not None and space.ack_at is not None:
         space.ack_at = now
+
+
+ACK_ONLY_PACKETS_KEPT = 4
+"""Records of sent ACK-only packets kept past this many sent-packet records."""
+
+
+def forget_ack_only_packets(quic: QuicConnection) -> None:
+    """aioquic keeps a record of every packet it sends until the peer acknowledges it,
+    ACK-only packets included; but a peer acknowledges only ack-eliciting packets, and
+    an idle connection's server sends nothing else (the ACKs of the client's PINGs), so
+    the records of a long-lived connection grew by one per keepalive, forever (~600
+    bytes each: 1 MB per connection per day at 30 s keepalives). An ACK-only packet is
+    neither retransmitted nor counted in flight; its record only lets aioquic stop
+    re-acknowledging ranges once the peer has seen them, which the ACKs carried by
+    ack-eliciting packets also do, and the ranges are bounded anyway. Cheap to call
+    after every transmit: it looks further only when the newest record is ACK-only."""
+    space = quic._spaces.get(Epoch.ONE_RTT)
+    if space is None or len(space.sent_packets) <= ACK_ONLY_PACKETS_KEPT:
+        return
+    sent = space.sent_packets
+    newest = sent[next(reversed(sent))]
+    if newest.is_ack_eliciting or newest.in_flight:
+        return
+    for number in [n for n, p in sent.items() if not (p.is_ack_eliciting or p.in_flight)]:
+        del sent[number]
 
 
 def _no_probe() -> None:

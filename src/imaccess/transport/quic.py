@@ -55,7 +55,13 @@ from ..connection import Connection, FileStreams, Transport
 from ..protocol.codes import Code
 from ..settings import QuicSettings
 from ..timers import TimerWheel
-from .aioquic_internals import CompactQuicConnection, ack_now, break_cycles, handshake_complete
+from .aioquic_internals import (
+    CompactQuicConnection,
+    ack_now,
+    break_cycles,
+    forget_ack_only_packets,
+    handshake_complete,
+)
 from .reuseport import SteeredQuicConnection
 from .streams import QuicFileStreams, send_or_drop, unacked_bytes
 from .tickets import Ticket, TicketStore
@@ -192,6 +198,7 @@ class QuicPeer:
             ack_now(self._quic, now)
         for data, addr in self._quic.datagrams_to_send(now=now):
             server.sendto(data, addr)
+        forget_ack_only_packets(self._quic)
         self._arm_timer(now)
 
     def _arm_timer(self, now: float) -> None:
