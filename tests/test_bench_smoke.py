@@ -132,3 +132,19 @@ def test_compare_ratios() -> None:
     ratios = _ratios("chat", ours, theirs)
     assert ratios["max_delivered_per_core_s"] == 2.0
     assert ratios["at_equal_rate"][0]["p99_delivery"] == 0.5
+
+
+def test_quic_connection_side_by_side() -> None:
+    from bench.quic_connection import run
+
+    result = run(connections=4, rounds=3, repeats=1)
+    aioquic, compact = result["aioquic"], result["compact"]
+    # memory is traced, not timed: the compact connection holds less than half
+    assert (
+        compact["server_heap_per_connection_bytes"] * 2
+        < aioquic["server_heap_per_connection_bytes"]
+    )
+    # aioquic keeps a record of each ACK it sent in answer to a PING; the gateway one
+    assert aioquic["sent_packet_records_after_3_keepalives"] >= 3
+    assert compact["sent_packet_records_after_3_keepalives"] <= 1
+    assert compact["server_cpu_per_keepalive_us"] > 0

@@ -216,8 +216,9 @@ def ack_now(quic: QuicConnection, now: float) -> None:
         space.ack_at = now
 
 
-ACK_ONLY_PACKETS_KEPT = 4
-"""Records of sent ACK-only packets kept past this many sent-packet records."""
+ACK_ONLY_PACKETS_KEPT = 1
+"""Up to this many sent-packet records, ACK-only ones are left alone (and the check is
+one ``len``): an idle connection keeps at most the latest."""
 
 
 def forget_ack_only_packets(quic: QuicConnection) -> None:
