@@ -135,6 +135,11 @@ class OutboundWriter:
         self._transport_bytes = 0
 
     @property
+    def has_pending(self) -> bool:
+        """Frames are queued: a flush is scheduled in this loop turn, and it transmits."""
+        return bool(self._pending)
+
+    @property
     def queued_bytes(self) -> int:
         return self._pending_bytes + self._transport.buffered_bytes()
 

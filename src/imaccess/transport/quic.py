@@ -130,6 +130,7 @@ class QuicPeer:
         self._h3: WebTransportHandler | None = None
         """Set when the connection negotiated ``h3``: it then owns the stream events."""
         self._replying = False
+        self._transmit_due = False
         self.file_stream_ids: set[int] = set()
         self._ack_waiters: list[asyncio.Future[None]] = []
         self._file_streams: QuicFileStreams | None = None
@@ -283,9 +284,22 @@ class QuicPeer:
             self._replying = True
         if self.connection is not None:
             self.connection.keepalive(now)
-        self.transmit()
+        if not self._transmit_due:
+            self._transmit_due = True
+            self._server.loop.call_soon(self._transmit_after_reads)
         if self._ack_waiters:
             self._wake_ack_waiters()
+
+    def _transmit_after_reads(self) -> None:
+        """Answer the datagrams read in this loop turn at once, not one by one: a client's
+        flight often arrives as several datagrams together (a handshake's Finished and its
+        first request; a burst of messages), and its ACKs and our answers then share
+        packets. The loop reads what is waiting before it runs these callbacks. When the
+        connection's writer has frames queued, its flush (later in this turn) transmits."""
+        self._transmit_due = False
+        connection = self.connection
+        if connection is None or not connection.writer.has_pending:
+            self.transmit()
 
     def _wake_ack_waiters(self) -> None:
         waiters, self._ack_waiters = self._ack_waiters, []
