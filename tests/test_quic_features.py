@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+from aioquic._buffer import Buffer
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.tls import Epoch
@@ -13,6 +15,7 @@ from aioquic.tls import Epoch
 from imaccess.embedded import EmbeddedGateway
 from imaccess.protocol import AuthRequest, AuthResponse, ChatMessage, Code, Heartbeat, MessageAck
 from imaccess.settings import Settings
+from imaccess.transport.aioquic_internals import CompactQuicConnection
 
 from .conftest import ClientFactory, token_for
 from .rawquic import RawPeer
@@ -246,3 +249,23 @@ async def test_tls_data_after_the_handshake_closes_that_connection_only(
     assert gateway.node.hub.of_user(1) == []
     peer.close()
     bystander.close()
+
+
+@pytest.mark.parametrize(
+    "payload", [b"", b"\x00" * 1100, b"\x00" * 7 + b"\x01\x02\x00", b"\x06\x00\x00", b"\x00\x1e"]
+)
+def test_padding_is_skipped_where_aioquic_skips_it(payload: bytes) -> None:
+    """The gateway skips PADDING in C rather than aioquic's byte-at-a-time loop; the
+    next frame must start at the same place."""
+
+    class Bare:
+        _quic_logger = None
+
+    ends = []
+    aioquics, ours = QuicConnection, CompactQuicConnection
+    for handler in (aioquics._handle_padding_frame, ours._handle_padding_frame):
+        buf = Buffer(data=b"\x01\x00" + payload)
+        buf.seek(2)  # a PING frame, then the PADDING frame's type byte
+        handler(Bare(), None, 0x00, buf)  # type: ignore[arg-type]
+        ends.append(buf.tell())
+    assert ends[0] == ends[1]

@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from . import pipes
 from .worker import WorkerConfig, run_worker
 
 __all__ = ["WorkerPool"]
@@ -57,7 +58,7 @@ class WorkerPool:
     @staticmethod
     def _readable(pipe: Connection, queue: asyncio.Queue[tuple[str, Any]]) -> None:
         try:
-            queue.put_nowait(pipe.recv())
+            queue.put_nowait(pipes.receive(pipe))
         except EOFError:
             asyncio.get_running_loop().remove_reader(pipe.fileno())
             queue.put_nowait(("died", None))
@@ -67,7 +68,7 @@ class WorkerPool:
     ) -> list[Any]:
         """Run ``name`` on every worker with its own kwargs; results in worker order."""
         for pipe, kwargs in zip(self._pipes, per_worker, strict=True):
-            pipe.send((name, kwargs))
+            pipes.send(pipe, (name, kwargs))
         counts = [0] * self.size
         shown = [0.0]
 
@@ -97,7 +98,7 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         for pipe in self._pipes:
             try:
-                pipe.send(("exit", {}))
+                pipes.send(pipe, ("exit", {}))
             except (BrokenPipeError, OSError):
                 continue
         for proc in self._procs:

@@ -24,6 +24,7 @@ from imaccess.auth import issue_token
 from imaccess.runtime import tune_garbage_collector
 from imaccess.settings import AuthSettings
 
+from . import pipes
 from .imclient import ImClient, client_configuration
 from .quicmux import QuicMux
 from .recorder import Recorder
@@ -86,7 +87,7 @@ class Worker:
 
         def readable() -> None:
             try:
-                commands.put_nowait(self.pipe.recv())
+                commands.put_nowait(pipes.receive(self.pipe))
             except EOFError:
                 loop.remove_reader(self.pipe.fileno())
                 commands.put_nowait(None)
@@ -96,10 +97,10 @@ class Worker:
             while (item := await commands.get()) is not None:
                 name, kwargs = item
                 if name == "exit":
-                    self.pipe.send(("result", None))
+                    pipes.send(self.pipe, ("result", None))
                     break
                 result = await getattr(self, f"cmd_{name}")(**kwargs)
-                self.pipe.send(("result", result))
+                pipes.send(self.pipe, ("result", result))
         finally:
             loop.remove_reader(self.pipe.fileno())
             await self.cmd_close_all()
@@ -150,7 +151,7 @@ class Worker:
             now = time.monotonic()
             if now - last_report > 0.25:
                 last_report = now
-                self.pipe.send(("progress", done))
+                pipes.send(self.pipe, ("progress", done))
 
         tasks = []
         for i, (user_id, endpoint) in enumerate(users):

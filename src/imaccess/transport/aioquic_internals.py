@@ -178,6 +178,15 @@ class CompactQuicConnection(QuicConnection):
         finally:
             self._remote_active_connection_id_limit = limit
 
+    def _handle_padding_frame(self, context: Any, frame_type: int, buf: Any) -> None:
+        """aioquic skips padding one byte at a time in Python: ~1,000 iterations for each
+        padded client Initial, 3.6 % of a connect storm's CPU. ``lstrip`` does it in C."""
+        start = buf.tell()
+        rest = buf.data_slice(start, buf.capacity)
+        buf.seek(start + len(rest) - len(rest.lstrip(b"\x00")))
+        if self._quic_logger is not None:
+            context.quic_logger_frames.append(self._quic_logger.encode_padding_frame())
+
     def compact(self) -> None:
         """Drop the handshake's state, once the handshake is complete: the TLS context,
         the Initial and Handshake epochs' keys, packet spaces and CRYPTO streams, the TLS
