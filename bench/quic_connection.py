@@ -43,10 +43,6 @@ KINDS: dict[str, type[QuicConnection]] = {
 }
 
 
-class Clock:
-    now = 1000.0
-
-
 def _configurations() -> tuple[QuicConfiguration, QuicConfiguration]:
     cert, key = ensure_dev_certificate(tempfile.mkdtemp(prefix="bench-quic-"))
     server = QuicConfiguration(is_client=False, alpn_protocols=["im-access"])
@@ -58,11 +54,11 @@ def _configurations() -> tuple[QuicConfiguration, QuicConfiguration]:
     return server, client
 
 
-def _exchange(client: QuicConnection, server: QuicConnection, clock: Clock) -> None:
-    for data, _ in client.datagrams_to_send(clock.now):
-        server.receive_datagram(data, CLIENT_ADDR, clock.now)
-    for data, _ in server.datagrams_to_send(clock.now):
-        client.receive_datagram(data, SERVER_ADDR, clock.now)
+def _exchange(client: QuicConnection, server: QuicConnection, now: float) -> None:
+    for data, _ in client.datagrams_to_send(now):
+        server.receive_datagram(data, CLIENT_ADDR, now)
+    for data, _ in server.datagrams_to_send(now):
+        client.receive_datagram(data, SERVER_ADDR, now)
     for quic in (client, server):
         while quic.next_event() is not None:
             pass
@@ -71,17 +67,17 @@ def _exchange(client: QuicConnection, server: QuicConnection, clock: Clock) -> N
 def establish(
     kind: type[QuicConnection], configurations: tuple[QuicConfiguration, QuicConfiguration]
 ) -> tuple[QuicConnection, QuicConnection]:
-    clock = Clock()
+    now = 1000.0
     server_configuration, client_configuration = configurations
     client = QuicConnection(configuration=client_configuration)
-    client.connect(SERVER_ADDR, now=clock.now)
+    client.connect(SERVER_ADDR, now=now)
     server = kind(
         configuration=server_configuration,
         original_destination_connection_id=client.original_destination_connection_id,
     )
     for _ in range(6):
-        _exchange(client, server, clock)
-        clock.now += 0.001
+        _exchange(client, server, now)
+        now += 0.001
     assert server._handshake_complete
     if isinstance(server, CompactQuicConnection):
         server.compact()  # what the gateway does on HandshakeCompleted

@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import nats
-import pytest
 
 from imaccess.bus import Upstream
 from imaccess.logic import LogicService
@@ -25,12 +24,6 @@ from imaccess.settings import NatsSettings, RedisSettings
 from .test_nats_bus import LogicStack, access_bus, nats_settings, start_worker, upstream
 
 WAIT = 30.0
-
-
-@pytest.fixture
-async def stack() -> AsyncIterator[contextlib.AsyncExitStack]:
-    async with contextlib.AsyncExitStack() as s:
-        yield s
 
 
 async def redis_logic(

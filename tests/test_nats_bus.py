@@ -9,7 +9,7 @@ import contextlib
 import itertools
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -163,12 +163,6 @@ def upstream(n: int, *, sender: int = 1, to: int = 2, received_at_ms: int = 0) -
         conn_id=sender * 100,
         received_at_ms=received_at_ms or int(time.time() * 1000),
     )
-
-
-@pytest.fixture
-async def stack() -> AsyncIterator[contextlib.AsyncExitStack]:
-    async with contextlib.AsyncExitStack() as s:
-        yield s
 
 
 async def access_bus(
