@@ -374,3 +374,63 @@ async def test_readiness_follows_nats_and_redis(cluster: LocalCluster) -> None:
     response = await reader.read()
     writer.close()
     assert response.startswith(b"HTTP/1.1 200"), response
+
+
+def _log_lines(cluster: LocalCluster, *markers: str) -> list[str]:
+    found = []
+    for node in cluster.access:
+        assert node.log_path is not None
+        for line in node.log_path.read_text().splitlines():
+            if any(marker in line for marker in markers):
+                found.append(f"{node.name}: {line}")
+    return found
+
+
+async def _scrape(port: int) -> str:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    response = await reader.read()
+    writer.close()
+    return response.decode()
+
+
+async def test_stopping_the_cluster_with_clients_logs_no_error(tmp_path: Path) -> None:
+    """The access nodes drain first: unregistering their clients needs Redis and NATS."""
+    cluster = await _cluster(tmp_path, IMACCESS_DRAIN_RECONNECT_SPREAD="0.2")
+    connect, made = _connector(cluster)
+    try:
+        for node in (0, 1, 0, 1):
+            await connect(_user(), node)
+        await cluster.stop()
+        assert [await node.wait() for node in cluster.access] == [0, 0]
+        assert _log_lines(cluster, " ERROR ", " WARNING ", "Traceback") == []
+    finally:
+        for client in made:
+            await client.close()
+        await cluster.stop()
+
+
+async def test_a_client_leaving_while_redis_is_down_is_counted_not_crashed(
+    tmp_path: Path,
+) -> None:
+    cluster = await _cluster(tmp_path)
+    connect, made = _connector(cluster)
+    try:
+        alice = await connect(_user(), 0)
+        redis_server = next(s for s in cluster.servers if s.name == "redis-server")
+        redis_server.kill(signal.SIGKILL)
+        await redis_server.wait()
+        await alice.close()
+        metric = 'access_backend_errors_total{backend="locations",node="access-1"} 1.0'
+        async with asyncio.timeout(20):
+            # another process's counter: nothing to await
+            while metric not in await _scrape(cluster.admin_ports[0]):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert _log_lines(cluster, "never retrieved") == []
+        assert len(_log_lines(cluster, "could not unregister a closed connection")) == 1
+        assert cluster.access[0].process is not None
+        assert cluster.access[0].process.returncode is None
+    finally:
+        for client in made:
+            await client.close()
+        await cluster.stop()

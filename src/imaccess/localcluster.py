@@ -204,10 +204,13 @@ class LocalCluster:
                 await _wait_for_line(worker, b"ready")
 
     async def stop(self) -> None:
-        for proc in [*self.access, *self.logic, *self.servers]:
-            proc.kill(signal.SIGTERM)
-        for proc in [*self.access, *self.logic, *self.servers]:
-            await proc.wait()
+        """Stop in layers, clients' side first: a draining access node still unregisters
+        its connections in Redis and publishes over NATS, so both outlive it."""
+        for layer in (self.access, self.logic, self.servers):
+            for proc in layer:
+                proc.kill(signal.SIGTERM)
+            for proc in layer:
+                await proc.wait()
 
     @property
     def quic_servers(self) -> Sequence[tuple[str, int]]:

@@ -260,7 +260,14 @@ class AccessNode:
             self._spawn_background(self._forget(connection))
 
     async def _forget(self, connection: Connection) -> None:
-        await self._locations.unregister(self._location(connection))
+        try:
+            await self._locations.unregister(self._location(connection))
+        except Exception as exc:  # the entry expires with its TTL, no longer refreshed
+            log.warning(
+                "could not unregister a closed connection",
+                extra={"conn_id": connection.conn_id, "error": repr(exc)},
+            )
+            self.metrics.backend_error("locations")
         user_id = connection.user_id
         if not self.hub.of_user(user_id):
             self._message_buckets.pop(user_id, None)
