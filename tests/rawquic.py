@@ -40,6 +40,14 @@ class _Protocol(QuicConnectionProtocol):
         if self.peer is not None:
             self.peer.on_event(event)
 
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        if self.peer is None:
+            super().datagram_received(data, addr)
+            return
+        before = self.peer.stream_events
+        super().datagram_received(data, addr)
+        self.peer.arrivals.append(self.peer.stream_events > before)
+
 
 class _Recording:
     """A datagram transport that keeps a copy of what it sends, for replay tests."""
@@ -76,6 +84,9 @@ class RawPeer:
         self.pings_acked: asyncio.Queue[int] = asyncio.Queue()
         self.sent_datagrams: list[bytes] = []
         """Every datagram sent, when connected with ``record=True``."""
+        self.stream_events = 0
+        self.arrivals: list[bool] = []
+        """For each datagram from the server: whether it carried stream data."""
 
     @classmethod
     async def connect(
@@ -113,6 +124,7 @@ class RawPeer:
 
     def on_event(self, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived):
+            self.stream_events += 1
             decoder = self._decoders.setdefault(event.stream_id, FrameDecoder(1 << 24))
             for frame in decoder.feed(event.data):
                 self.packets.put_nowait((event.stream_id, decode_frame(frame)))

@@ -12,12 +12,13 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.tls import Epoch
 
+from imaccess.bus import Upstream
 from imaccess.embedded import EmbeddedGateway
 from imaccess.protocol import AuthRequest, AuthResponse, ChatMessage, Code, Heartbeat, MessageAck
 from imaccess.settings import Settings
 from imaccess.transport.aioquic_internals import CompactQuicConnection
 
-from .conftest import ClientFactory, token_for
+from .conftest import ClientFactory, RawFactory, token_for
 from .rawquic import RawPeer
 
 
@@ -269,3 +270,32 @@ def test_padding_is_skipped_where_aioquic_skips_it(payload: bytes) -> None:
         handler(Bare(), None, 0x00, buf)  # type: ignore[arg-type]
         ends.append(buf.tell())
     assert ends[0] == ends[1]
+
+
+async def test_the_answer_to_a_request_carries_its_ack(
+    settings: Settings, gateway: EmbeddedGateway, raw: RawFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message's ack comes after Logic stored it; across NATS that takes milliseconds,
+    more than aioquic's 1 ms ack delay. The QUIC ACK waits for the answer instead of
+    going out alone, unless a second packet arrives first."""
+    store = gateway.logic.process
+
+    async def slow_store(message: Upstream) -> None:
+        await asyncio.sleep(0.003)  # the time a Logic across NATS takes
+        await store(message)
+
+    monkeypatch.setattr(gateway.logic, "process", slow_store)
+    peer = await raw()
+    control = await peer.authenticate(token_for(settings, 1))
+    peer.arrivals.clear()
+    peer.send(control, ChatMessage("one", to_user=2, content="hi"))
+    assert (await peer.next_of(MessageAck)).body.code == Code.OK  # type: ignore[attr-defined]
+    assert peer.arrivals == [True]  # one datagram: the ack, carrying the ACK
+
+    peer.arrivals.clear()
+    peer.send(control, ChatMessage("two", to_user=2, content="hi"))
+    peer.send(control, ChatMessage("three", to_user=2, content="hi"))  # a second packet
+    await peer.next_of(MessageAck)
+    await peer.next_of(MessageAck)
+    assert peer.arrivals[0] is False  # both acknowledged at once, before the answers
+    assert len(peer.arrivals) >= 2

@@ -24,7 +24,9 @@ __all__ = [
     "CompactQuicConnection",
     "PacketNumberWindow",
     "ack_now",
+    "ack_pending",
     "break_cycles",
+    "defer_ack",
     "forget_ack_only_packets",
     "handshake_complete",
 ]
@@ -215,6 +217,20 @@ class CompactQuicConnection(QuicConnection):
 
 def handshake_complete(quic: QuicConnection) -> bool:
     return bool(quic._handshake_complete)
+
+
+def ack_pending(quic: QuicConnection) -> bool:
+    """Whether a 1-RTT ACK is owed (an ack-eliciting packet not yet acknowledged)."""
+    space = quic._spaces.get(Epoch.ONE_RTT)
+    return space is not None and space.ack_at is not None
+
+
+def defer_ack(quic: QuicConnection, until: float) -> None:
+    """Let a pending 1-RTT ACK wait until ``until`` (within the max_ack_delay we
+    advertise), for an answer to carry it."""
+    space = quic._spaces.get(Epoch.ONE_RTT)
+    if space is not None and space.ack_at is not None and space.ack_at < until:
+        space.ack_at = until
 
 
 def ack_now(quic: QuicConnection, now: float) -> None:

@@ -58,7 +58,9 @@ from ..timers import TimerWheel
 from .aioquic_internals import (
     CompactQuicConnection,
     ack_now,
+    ack_pending,
     break_cycles,
+    defer_ack,
     forget_ack_only_packets,
     handshake_complete,
 )
@@ -73,6 +75,10 @@ __all__ = ["ALPN", "ConnectionAcceptor", "QuicServer", "make_server_configuratio
 ALPN = "im-access"
 CLOSE_LINGER = 1.0
 """Longest wait for a closing connection's last frame to be acknowledged."""
+REPLY_ACK_WAIT = 0.020
+"""How long the ACK of a packet carrying a request may wait for the answer to carry it:
+under the 25 ms max_ack_delay aioquic advertises, which clients add to their loss
+timers, so no client retransmits for it."""
 NEAR_DEADLINE = 1.0
 """QUIC deadlines further away than this (seconds) wait in the shared timer wheel."""
 WHEEL_RESOLUTION = 0.5
@@ -276,8 +282,21 @@ class QuicPeer:
 
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
         now = self._server.loop.time()
+        owed_before = ack_pending(self._quic)
         self._quic.receive_datagram(data, addr, now=now)
-        if not self._process_events():
+        if self._process_events():
+            if owed_before:
+                # a second packet with data before the first was acknowledged:
+                # acknowledge both now (RFC 9000 section 13.2.2), so a bulk sender is
+                # never held back
+                self._replying = True
+            else:
+                # A request: its answer (a message's ack comes once Logic stored it,
+                # often milliseconds away across NATS) carries the ACK, instead of an
+                # ACK-only packet after aioquic's 1 ms ack delay: a datagram fewer each
+                # way per message. An ACK from the client meanwhile does not end the wait.
+                defer_ack(self._quic, now + REPLY_ACK_WAIT)
+        elif not owed_before:
             # Nothing for the application: a QUIC PING keepalive (or an ACK, which needs
             # no answer). Acknowledge now instead of arming aioquic's ack-delay timer:
             # the same one packet, without the timer churn.
