@@ -5,6 +5,7 @@ SDK; processes are killed with SIGKILL to show that nothing acked is lost."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -83,6 +84,19 @@ def _connector(cluster: LocalCluster) -> tuple[Connect, list[Client]]:
         return client
 
     return connect, made
+
+
+@contextlib.asynccontextmanager
+async def _own_cluster(tmp: Path, **env: str) -> AsyncIterator[tuple[LocalCluster, Connect]]:
+    """A cluster for one test (which may kill its processes), and its clients' factory."""
+    cluster = await _cluster(tmp, **env)
+    connect, made = _connector(cluster)
+    try:
+        yield cluster, connect
+    finally:
+        for client in made:
+            await client.close()
+        await cluster.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -227,9 +241,7 @@ async def test_logic_worker_killed_mid_stream_loses_no_acked_message(
 async def test_access_node_killed_clients_move_and_sync(
     tmp_path: Path,
 ) -> None:
-    cluster = await _cluster(tmp_path)
-    connect, made = _connector(cluster)
-    try:
+    async with _own_cluster(tmp_path) as (cluster, connect):
         a, b, c = _user(), _user(), _user()
         alice = await connect(a, 1)
         bob = await connect(b, 0)  # on access-1, which dies
@@ -254,20 +266,14 @@ async def test_access_node_killed_clients_move_and_sync(
                 await asyncio.sleep(0.2)  # waiting out a TTL: there is no event to await
         await store.close()
         await r2.aclose()
-    finally:
-        for client in made:
-            await client.close()
-        await cluster.stop()
 
 
 async def test_sigterm_drains_a_node_and_its_clients_move_with_nothing_lost(
     tmp_path: Path,
 ) -> None:
-    cluster = await _cluster(
+    async with _own_cluster(
         tmp_path, IMACCESS_DRAIN_DEADLINE="10", IMACCESS_DRAIN_RECONNECT_SPREAD="1"
-    )
-    connect, made = _connector(cluster)
-    try:
+    ) as (cluster, connect):
         a, b = _user(), _user()
         alice = await connect(a, 1)
         bob = await connect(b, 0)  # on access-1, which drains
@@ -280,16 +286,11 @@ async def test_sigterm_drains_a_node_and_its_clients_move_with_nothing_lost(
             while not {ack.msg_id for ack in acks} <= received:
                 received.add((await bob.next_message()).msg_id)
         assert bob.node_id == "access-2"
-    finally:
-        for client in made:
-            await client.close()
-        await cluster.stop()
 
 
 async def test_single_device_policy_across_nodes(tmp_path: Path) -> None:
-    cluster = await _cluster(tmp_path, IMACCESS_MULTI_DEVICE_POLICY="single_device")
-    connect, made = _connector(cluster)
-    try:
+    policy = "single_device"
+    async with _own_cluster(tmp_path, IMACCESS_MULTI_DEVICE_POLICY=policy) as (_, connect):
         b = _user()
         first = await connect(b, 0, device_id="phone", platform="ios")
         second = await connect(b, 1, device_id="desktop", platform="mac")
@@ -314,10 +315,6 @@ async def test_single_device_policy_across_nodes(tmp_path: Path) -> None:
         ack = await (await connect(_user(), 0)).send(c, "to the survivor")
         assert (await survivors[0].next_message(10)).msg_id == ack.msg_id
         assert second.stopped is None
-    finally:
-        for client in made:
-            await client.close()
-        await cluster.stop()
 
 
 async def test_cluster_command_runs_everything(tmp_path: Path) -> None:
@@ -396,26 +393,18 @@ async def _scrape(port: int) -> str:
 
 async def test_stopping_the_cluster_with_clients_logs_no_error(tmp_path: Path) -> None:
     """The access nodes drain first: unregistering their clients needs Redis and NATS."""
-    cluster = await _cluster(tmp_path, IMACCESS_DRAIN_RECONNECT_SPREAD="0.2")
-    connect, made = _connector(cluster)
-    try:
+    async with _own_cluster(tmp_path, IMACCESS_DRAIN_RECONNECT_SPREAD="0.2") as (cluster, connect):
         for node in (0, 1, 0, 1):
             await connect(_user(), node)
         await cluster.stop()
         assert [await node.wait() for node in cluster.access] == [0, 0]
         assert _log_lines(cluster, " ERROR ", " WARNING ", "Traceback") == []
-    finally:
-        for client in made:
-            await client.close()
-        await cluster.stop()
 
 
 async def test_a_client_leaving_while_redis_is_down_is_counted_not_crashed(
     tmp_path: Path,
 ) -> None:
-    cluster = await _cluster(tmp_path)
-    connect, made = _connector(cluster)
-    try:
+    async with _own_cluster(tmp_path) as (cluster, connect):
         alice = await connect(_user(), 0)
         redis_server = next(s for s in cluster.servers if s.name == "redis-server")
         redis_server.kill(signal.SIGKILL)
@@ -430,7 +419,3 @@ async def test_a_client_leaving_while_redis_is_down_is_counted_not_crashed(
         assert len(_log_lines(cluster, "could not unregister a closed connection")) == 1
         assert cluster.access[0].process is not None
         assert cluster.access[0].process.returncode is None
-    finally:
-        for client in made:
-            await client.close()
-        await cluster.stop()
