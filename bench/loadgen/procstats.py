@@ -32,7 +32,11 @@ def _cpu(pid: int) -> float:
 
 
 def rss_bytes(pid: int) -> int:
-    return int(psutil.Process(pid).memory_info().rss)
+    """Of the process and its children: an access node with ``workers: N`` is a
+    supervisor and N worker processes."""
+    process = psutil.Process(pid)
+    family = [process, *process.children(recursive=True)]
+    return sum(int(member.memory_info().rss) for member in family)
 
 
 @dataclass(slots=True)
