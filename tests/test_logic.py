@@ -869,8 +869,6 @@ async def test_bus_fans_out_to_started_sinks() -> None:
     await bus.publish_user_event(kick)
     assert a.events == [kick]
     assert b.events == [kick]
-    await bus.watch_user(2)  # no-ops in one process
-    await bus.unwatch_user(2)
     await bus.close()
     await bus.push("A", [push])
     await bus.broadcast(announcement)

@@ -149,11 +149,6 @@ class Bus(Protocol):
 
     async def sync(self, user_id: int, since_seq: int, limit: int) -> SyncResult: ...
 
-    async def watch_user(self, user_id: int) -> None:
-        """Receive the user's events (this node holds a connection of theirs)."""
-
-    async def unwatch_user(self, user_id: int) -> None: ...
-
     async def publish_user_event(self, event: UserEvent) -> None: ...
 
     def healthy(self) -> bool:
@@ -217,12 +212,6 @@ class MemoryBus:
 
     async def sync(self, user_id: int, since_seq: int, limit: int) -> SyncResult:
         return await self._require_logic().handle_sync(user_id, since_seq, limit)
-
-    async def watch_user(self, user_id: int) -> None:
-        """Every node in the process hears every user event; nothing to subscribe."""
-
-    async def unwatch_user(self, user_id: int) -> None:
-        """See :meth:`watch_user`."""
 
     async def publish_user_event(self, event: UserEvent) -> None:
         for sink in list(self._nodes.values()):

@@ -38,7 +38,6 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
@@ -59,6 +58,7 @@ from .nats_envelope import (
     SUBJECT_TOKEN,
     SYNC_SUBJECT,
     UPSTREAM_SUBJECT,
+    USER_EVENT_SUBJECTS,
     check_node_id,
     decode_pushes,
     decode_upstream,
@@ -228,8 +228,6 @@ class NatsAccessBus:
         self._js: JetStreamContext | None = None
         self._sink: DownstreamSink | None = None
         self._node_id = ""
-        self._watched: dict[int, Subscription] = {}
-        self._watch_lock = asyncio.Lock()
 
     async def start(self, node_id: str, sink: DownstreamSink) -> None:
         self._node_id = check_node_id(node_id)
@@ -241,6 +239,7 @@ class NatsAccessBus:
                 await ensure_stream(self._js, self._settings)
             await nc.subscribe(downstream_subject(node_id), cb=self._on_downstream)
             await nc.subscribe(BROADCAST_SUBJECT, cb=self._on_broadcast)
+            await nc.subscribe(USER_EVENT_SUBJECTS, cb=self._on_user_event)
             # subscriptions are live on the server before the node registers locations
             await nc.flush(timeout=max(1, math.ceil(self._settings.request_timeout)))
         except (nats.errors.Error, TimeoutError) as exc:
@@ -310,26 +309,6 @@ class NatsAccessBus:
             raise BusUnavailable(f"Logic could not sync: {response!r}")
         return SyncResult(response.messages, response.max_seq, response.has_more)
 
-    async def watch_user(self, user_id: int) -> None:
-        nc = self._require_connection()
-        async with self._watch_lock:
-            if user_id in self._watched:
-                return
-            self._watched[user_id] = await nc.subscribe(
-                user_event_subject(user_id), cb=self._on_user_event
-            )
-        # a kick published right after the location claim must find the subscription
-        await flush_quietly(nc, self._settings.request_timeout, "watch_user")
-
-    async def unwatch_user(self, user_id: int) -> None:
-        async with self._watch_lock:
-            sub = self._watched.pop(user_id, None)
-            if sub is not None:
-                try:
-                    await sub.unsubscribe()
-                except nats.errors.Error as exc:
-                    log.debug("unsubscribe of user %d failed: %s", user_id, exc)
-
     async def publish_user_event(self, event: UserEvent) -> None:
         """Best effort: while NATS is reconnecting the event is buffered and sent after,
         so a failure is logged rather than failing the login that caused it."""
@@ -346,7 +325,6 @@ class NatsAccessBus:
 
     async def close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
-        self._watched.clear()
         await close_quietly(nc)
 
     # --------------------------------------------------------------------- handlers

@@ -29,6 +29,7 @@ __all__ = [
     "SUBJECT_TOKEN",
     "SYNC_SUBJECT",
     "UPSTREAM_SUBJECT",
+    "USER_EVENT_SUBJECTS",
     "check_node_id",
     "decode_pushes",
     "decode_upstream",
@@ -78,6 +79,12 @@ def downstream_subject(node_id: str) -> str:
 
 def user_event_subject(user_id: int) -> str:
     return f"im.user.{user_id}.event"
+
+
+USER_EVENT_SUBJECTS = "im.user.*.event"
+"""What every access node subscribes to: one subscription for all users' events (a kick
+is rare; a subscription per user cost ~4.8 KB of the node's memory per connected user,
+and a NATS round trip per login)."""
 
 
 def check_node_id(node_id: str) -> str:

@@ -271,7 +271,6 @@ class AccessNode:
         user_id = connection.user_id
         if not self.hub.of_user(user_id):
             self._message_buckets.pop(user_id, None)
-            await self._bus.unwatch_user(user_id)
 
     # --------------------------------------------------------------- handlers
 
@@ -294,7 +293,6 @@ class AccessNode:
         )
         conn.login = login
         user_id = login.user_id
-        await self._bus.watch_user(user_id)
         try:
             replaced = await self._locations.claim(
                 self._location(conn), self.settings.multi_device_policy, self._location_ttl
