@@ -28,6 +28,7 @@ from imaccess.redis_store import RedisLocationStore
 from imaccess.settings import load_settings
 
 from .conftest import TEST_SECRET
+from .rawquic import RawPeer
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 
@@ -419,3 +420,30 @@ async def test_a_client_leaving_while_redis_is_down_is_counted_not_crashed(
         assert len(_log_lines(cluster, "could not unregister a closed connection")) == 1
         assert cluster.access[0].process is not None
         assert cluster.access[0].process.returncode is None
+
+
+async def test_a_draining_node_is_never_advertised_again(tmp_path: Path) -> None:
+    """The drain deletes the node's liveness key; its renewal loop (every node_ttl / 3,
+    0.67 s here) must not set it again while clients take their time to leave."""
+    async with _own_cluster(tmp_path, IMACCESS_DRAIN_DEADLINE="3") as (cluster, _):
+        store = aioredis.from_url(cluster.redis_url)
+        await store.config_set("notify-keyspace-events", "K$g")  # SET and DEL of keys
+        events = store.pubsub()
+        await events.subscribe("__keyspace@0__:im:node:{access-1}:alive")
+        auth = load_settings(environ=cluster.env()).auth
+        cert = str(Path(cluster.env()["IMACCESS_QUIC_STATE_DIR"]) / "dev-cert.pem")
+        stays = await RawPeer.connect(*cluster.quic_servers[0], cert)  # ignores the drain
+        await stays.authenticate(issue_token(auth, _user()))
+        cluster.access[0].kill(signal.SIGTERM)
+        assert await cluster.access[0].wait(30) == 0
+        seen = []
+        with contextlib.suppress(TimeoutError):  # what Redis published is already here
+            async with asyncio.timeout(1):
+                async for event in events.listen():
+                    if event["type"] == "message":
+                        seen.append(event["data"])
+        assert b"del" in seen
+        assert seen[seen.index(b"del") :] == [b"del"]  # nothing after the drain's delete
+        stays.close()
+        await events.aclose()
+        await store.aclose()

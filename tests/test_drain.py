@@ -4,10 +4,12 @@ get a Drain notice and leave on their own, and the node stops well before its de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from imaccess.client import Client
 from imaccess.embedded import EmbeddedGateway
+from imaccess.node import end_tasks
 from imaccess.protocol import AuthRequest, Code, Heartbeat, Notice, NoticeKind
 from imaccess.settings import Settings
 
@@ -58,3 +60,23 @@ async def test_clients_that_stay_are_closed_at_the_deadline(
     await peer.next()
     await gateway.node.stop()
     assert (await peer.closed()).error_code == Code.DRAINING
+
+
+async def test_a_task_that_swallows_its_cancellation_does_not_hold_the_drain() -> None:
+    """Seen with Redis gone: the node-liveness loop outlived its cancellation, and the
+    drain waited for it forever (the worker never exited)."""
+    released = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not released.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(stubborn())
+    well_behaved = asyncio.create_task(asyncio.sleep(60))
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await end_tasks([task, well_behaved], grace=0.1)
+    assert well_behaved.cancelled() and not task.done()
+    released.set()
+    await task

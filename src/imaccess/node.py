@@ -13,7 +13,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
 from .auth import AuthError, TokenVerifier
@@ -103,7 +103,10 @@ class AccessNode:
         self._conn_counter = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._advertisers: list[asyncio.Task[None]] = []
+        """The loops that keep this node and its locations alive in the store."""
         self._accepting = False
+        self._draining = False
         self._per_ip: dict[str, int] = {}
         self._message_buckets: dict[int, TokenBucket] = {}
         self._auth_failures: dict[str, TokenBucket] = {}
@@ -127,8 +130,10 @@ class AccessNode:
         await self._bus.start(self.node_id, self)
         await self._locations.node_alive(self.node_id, self.instance, self._node_ttl)
         self._spawn_background(self._sweep_timers())
-        self._spawn_background(self._refresh_locations())
-        self._spawn_background(self._keep_alive())
+        self._advertisers = [
+            self._spawn_background(self._refresh_locations()),
+            self._spawn_background(self._keep_alive()),
+        ]
         self._accepting = True
 
     async def stop(self) -> None:
@@ -139,7 +144,10 @@ class AccessNode:
         deadline, then stop the background work."""
         drain = self.settings.drain
         self._accepting = False
+        self._draining = True
         log.info("draining", extra={"node_id": self.node_id})
+        # nothing may mark this node or its connections alive again once they are withdrawn
+        await end_tasks(self._advertisers, drain.task_grace)
         live = [self._location(c) for c in self.hub if c.login]
         try:
             await self._locations.node_gone(self.node_id, self.instance)
@@ -158,9 +166,7 @@ class AccessNode:
         in_flight = [task for conn in self.hub for task in conn.tasks]
         if in_flight:
             await asyncio.wait(in_flight, timeout=drain.task_grace)
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await end_tasks(self._background, drain.task_grace)
 
     def now(self) -> float:
         assert self._loop is not None
@@ -264,8 +270,9 @@ class AccessNode:
             await self._locations.unregister(self._location(connection))
         except Exception as exc:  # the entry expires with its TTL, no longer refreshed
             log.warning(
-                "could not unregister a closed connection",
-                extra={"conn_id": connection.conn_id, "error": repr(exc)},
+                "could not unregister a closed connection: %s",
+                exc,
+                extra={"conn_id": connection.conn_id},
             )
             self.metrics.backend_error("locations")
         user_id = connection.user_id
@@ -529,9 +536,15 @@ class AccessNode:
                     log.exception("timer of connection failed", extra={"conn_id": conn.conn_id})
                     conn.transport.close(int(Code.INTERNAL_ERROR), "internal error")
 
+    async def _serving_after(self, delay: float) -> bool:
+        """Sleep ``delay``; then whether the node still serves (not draining). The loops
+        that ask end with the drain even if a library swallowed the cancellation meant
+        to end them (seen: the liveness loop outlived it while Redis was gone)."""
+        await asyncio.sleep(delay)
+        return not self._draining
+
     async def _keep_alive(self) -> None:
-        while True:
-            await asyncio.sleep(self._node_ttl / 3)
+        while await self._serving_after(self._node_ttl / 3):
             try:
                 await self._locations.node_alive(self.node_id, self.instance, self._node_ttl)
             except Exception:
@@ -540,8 +553,7 @@ class AccessNode:
     async def _refresh_locations(self) -> None:
         """Extend every location's life, a slice per loop turn: one refresh of 50,000
         connections in one turn stalled everyone's packets for a fifth of a second."""
-        while True:
-            await asyncio.sleep(self._location_ttl / 3)
+        while await self._serving_after(self._location_ttl / 3):
             connections = [c for c in self.hub if c.login is not None]
             for start in range(0, len(connections), _REFRESH_SLICE):
                 live = [
@@ -563,8 +575,25 @@ class AccessNode:
         task.add_done_callback(conn.tasks.discard)
         return task
 
-    def _spawn_background(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         assert self._loop is not None
         task = self._loop.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
+
+
+async def end_tasks(tasks: Iterable[asyncio.Task[None]], grace: float) -> None:
+    """Cancel ``tasks`` and wait up to ``grace`` seconds for them: a task that does not
+    end (its cancellation swallowed) is logged, and must not hold a drain forever."""
+    pending = [task for task in tasks if not task.done()]
+    for task in pending:
+        task.cancel()
+    if not pending:
+        return
+    done, stuck = await asyncio.wait(pending, timeout=grace)
+    for task in done:
+        if not task.cancelled():
+            task.exception()  # retrieved: each task logs its own failures
+    if stuck:
+        log.warning("%d background tasks outlived the drain", len(stuck))
