@@ -179,6 +179,21 @@ async def test_unregister(store: LocationStore) -> None:
     await store.unregister(b)
     assert await store.locations(42) == []
     await store.unregister(loc(9, user_id=99))  # unknown user
+    await store.unregister()  # nothing
+
+
+async def test_unregister_many_at_once(store: LocationStore) -> None:
+    """A draining node removes its locations a slice at a time: users spread over the
+    Cluster's slots, several connections of one user, and ones already gone."""
+    await store.node_alive("n1", "i1", TTL)
+    mine = [loc(conn, f"d{conn}", user_id=user) for user in range(100, 140) for conn in (1, 2)]
+    for location in mine:
+        await store.claim(location, P.MULTI_DEVICE, TTL)
+    kept = loc(3, "d3", user_id=100)
+    await store.claim(kept, P.MULTI_DEVICE, TTL)
+    await store.unregister(*mine, loc(9, user_id=999))
+    assert await store.locations(100) == [kept]
+    assert await store.locations_of(list(range(101, 140))) == {u: [] for u in range(101, 140)}
 
 
 async def test_entries_expire_one_by_one(store: LocationStore) -> None:

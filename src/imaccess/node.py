@@ -56,8 +56,8 @@ _MAX_MSG_ID = 128
 
 _BROADCAST_SLICE = 256
 """Connections a broadcast pushes to per event-loop turn."""
-_REFRESH_SLICE = 1000
-"""Locations refreshed per event-loop turn."""
+_LOCATION_SLICE = 1000
+"""Locations refreshed per event-loop turn, or unregistered per round trip by a drain."""
 _MESSAGE_OVERHEAD = 128  # bytes a ChatMessage table adds around its strings, generously
 
 
@@ -151,8 +151,8 @@ class AccessNode:
         live = [self._location(c) for c in self.hub if c.login]
         try:
             await self._locations.node_gone(self.node_id, self.instance)
-            for location in live:
-                await self._locations.unregister(location)
+            for start in range(0, len(live), _LOCATION_SLICE):  # a round trip per slice
+                await self._locations.unregister(*live[start : start + _LOCATION_SLICE])
         except Exception:
             log.exception("could not deregister from the location store")
         for conn in self.hub:
@@ -555,10 +555,10 @@ class AccessNode:
         connections in one turn stalled everyone's packets for a fifth of a second."""
         while await self._serving_after(self._location_ttl / 3):
             connections = [c for c in self.hub if c.login is not None]
-            for start in range(0, len(connections), _REFRESH_SLICE):
+            for start in range(0, len(connections), _LOCATION_SLICE):
                 live = [
                     self._location(c)
-                    for c in connections[start : start + _REFRESH_SLICE]
+                    for c in connections[start : start + _LOCATION_SLICE]
                     if not c.closed
                 ]
                 try:

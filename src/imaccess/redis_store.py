@@ -320,9 +320,20 @@ class RedisLocationStore(_Guarded):
                     self._refresh, [([conn_key(u)], args) for u, args in by_user.items()]
                 )
 
-    async def unregister(self, location: Location) -> None:
+    async def unregister(self, *locations: Location) -> None:
+        """One HDEL per user, all in one pipeline (split per node in a Cluster)."""
+        by_user: dict[int, list[str]] = {}
+        for location in locations:
+            by_user.setdefault(location.user_id, []).append(str(location.conn_id))
         with self._guard("unregister"):
-            await self._client.hdel(conn_key(location.user_id), str(location.conn_id))
+            if len(by_user) == 1:
+                ((user_id, fields),) = by_user.items()
+                await self._client.hdel(conn_key(user_id), *fields)
+            elif by_user:
+                pipe = self._client.pipeline(transaction=False)
+                for user_id, fields in by_user.items():
+                    pipe.hdel(conn_key(user_id), *fields)
+                await pipe.execute()
 
     async def locations(self, user_id: int) -> list[Location]:
         return (await self.locations_of([user_id]))[user_id]

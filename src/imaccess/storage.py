@@ -52,7 +52,7 @@ class LocationStore(Protocol):
     async def refresh(self, locations: Sequence[Location], ttl: float) -> None:
         """Extend the life of these (still registered) locations; never re-adds one."""
 
-    async def unregister(self, location: Location) -> None: ...
+    async def unregister(self, *locations: Location) -> None: ...
 
     async def locations(self, user_id: int) -> list[Location]:
         """The user's locations on live nodes."""
@@ -101,12 +101,13 @@ class MemoryLocationStore:
             if current is not None and current[1] > now:  # lapsed entries stay gone
                 entries[location.conn_id] = (location, now + ttl)
 
-    async def unregister(self, location: Location) -> None:
-        entries = self._entries.get(location.user_id)
-        if entries is not None:
-            entries.pop(location.conn_id, None)
-            if not entries:
-                del self._entries[location.user_id]
+    async def unregister(self, *locations: Location) -> None:
+        for location in locations:
+            entries = self._entries.get(location.user_id)
+            if entries is not None:
+                entries.pop(location.conn_id, None)
+                if not entries:
+                    del self._entries[location.user_id]
 
     async def locations(self, user_id: int) -> list[Location]:
         now = self._clock()
