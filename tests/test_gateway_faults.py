@@ -326,7 +326,7 @@ async def test_every_location_is_refreshed_a_slice_at_a_time(
     from imaccess import node as node_module
     from imaccess.client import Client
 
-    monkeypatch.setattr(node_module, "_REFRESH_SLICE", 2)
+    monkeypatch.setattr(node_module, "_LOCATION_SLICE", 2)
     settings.locations.ttl = 0.9  # refreshed every 0.3 s
     async with EmbeddedGateway(settings) as gw:
         clients = [
