@@ -107,6 +107,9 @@ class AccessNode:
         """The loops that keep this node and its locations alive in the store."""
         self._accepting = False
         self._draining = False
+        self._closed_locations: list[Location] = []
+        """Of connections that closed, until :meth:`_unregister_closed` removes them."""
+        self._unregistering = False
         self._per_ip: dict[str, int] = {}
         self._message_buckets: dict[int, TokenBucket] = {}
         self._auth_failures: dict[str, TokenBucket] = {}
@@ -263,21 +266,33 @@ class AccessNode:
         if connection.session.close_code is not None:
             self.metrics.disconnected(int(connection.session.close_code))
         if connection.login is not None and self._loop is not None:
-            self._spawn_background(self._forget(connection))
+            self._forget(connection)
 
-    async def _forget(self, connection: Connection) -> None:
-        try:
-            await self._locations.unregister(self._location(connection))
-        except Exception as exc:  # the entry expires with its TTL, no longer refreshed
-            log.warning(
-                "could not unregister a closed connection: %s",
-                exc,
-                extra={"conn_id": connection.conn_id},
-            )
-            self.metrics.backend_error("locations")
+    def _forget(self, connection: Connection) -> None:
+        self._closed_locations.append(self._location(connection))
+        if not self._unregistering:
+            self._unregistering = True
+            self._spawn_background(self._unregister_closed())
         user_id = connection.user_id
         if not self.hub.of_user(user_id):
             self._message_buckets.pop(user_id, None)
+
+    async def _unregister_closed(self) -> None:
+        """Unregister what closed, a slice per round trip: a mass disconnect (a partition,
+        a fleet of clients restarting) closes thousands of connections at once, and one
+        Redis command each would exhaust the client's connection pool and fail."""
+        try:
+            await asyncio.sleep(0)  # this loop turn's closes join the first slice
+            while self._closed_locations:
+                batch = self._closed_locations[:_LOCATION_SLICE]
+                del self._closed_locations[:_LOCATION_SLICE]
+                try:
+                    await self._locations.unregister(*batch)
+                except Exception as exc:  # the entries expire with their TTL, unrefreshed
+                    log.warning("could not unregister closed connections (%d): %s", len(batch), exc)
+                    self.metrics.backend_error("locations")
+        finally:
+            self._unregistering = False
 
     # --------------------------------------------------------------- handlers
 
