@@ -27,7 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 from redis._parsers import AsyncCommandsParser  # private: see _LoadOnceCommandsParser
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
@@ -51,6 +51,11 @@ RedisClient = Redis | RedisCluster
 _SOCKET_TIMEOUT = 5.0
 """Seconds before a command to a frozen (not closed) server fails instead of hanging."""
 _CONNECT_TIMEOUT = 2.0
+_POOL_SIZE = 100
+"""Connections a client keeps to a standalone Redis. redis-py refuses a command beyond
+its pool (MaxConnectionsError); ours makes it wait, up to :data:`_SOCKET_TIMEOUT`, so a
+burst (a reconnect storm's Sync requests, 256 at once in Logic) queues instead of
+failing."""
 
 
 class StoreUnavailable(Exception):
@@ -83,7 +88,10 @@ async def connect_redis(settings: RedisSettings) -> RedisClient:
         client = RedisCluster.from_url(settings.url, **options)
         client.commands_parser = _LoadOnceCommandsParser()
     else:
-        client = Redis.from_url(settings.url, **options)
+        pool = BlockingConnectionPool.from_url(
+            settings.url, max_connections=_POOL_SIZE, timeout=_SOCKET_TIMEOUT, **options
+        )
+        client = Redis.from_pool(pool)  # closing the client closes its pool
     try:
         if isinstance(client, RedisCluster):
             await client.initialize()
