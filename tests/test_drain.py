@@ -9,7 +9,7 @@ import time
 
 from imaccess.client import Client
 from imaccess.embedded import EmbeddedGateway
-from imaccess.node import end_tasks
+from imaccess.presence import end_tasks
 from imaccess.protocol import AuthRequest, Code, Heartbeat, Notice, NoticeKind
 from imaccess.settings import Settings
 

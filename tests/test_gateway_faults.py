@@ -323,10 +323,10 @@ async def test_every_location_is_refreshed_a_slice_at_a_time(
 ) -> None:
     """The node refreshes its connections' locations a slice per loop turn; every slice
     is refreshed, so no location lapses while its connection lives."""
-    from imaccess import node as node_module
+    from imaccess import presence
     from imaccess.client import Client
 
-    monkeypatch.setattr(node_module, "_LOCATION_SLICE", 2)
+    monkeypatch.setattr(presence, "LOCATION_SLICE", 2)
     settings.locations.ttl = 0.9  # refreshed every 0.3 s
     async with EmbeddedGateway(settings) as gw:
         clients = [

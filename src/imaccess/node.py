@@ -13,7 +13,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from .auth import AuthError, TokenVerifier
@@ -23,6 +23,7 @@ from .connection import Connection, Transport
 from .files import FileTransfers
 from .hub import DeviceLogin, Hub
 from .metrics import NodeMetrics
+from .presence import Presence, end_tasks
 from .protocol.codec import encode_packet
 from .protocol.codes import Code
 from .protocol.messages import (
@@ -56,8 +57,6 @@ _MAX_MSG_ID = 128
 
 _BROADCAST_SLICE = 256
 """Connections a broadcast pushes to per event-loop turn."""
-_LOCATION_SLICE = 1000
-"""Locations refreshed per event-loop turn, or unregistered per round trip by a drain."""
 _MESSAGE_OVERHEAD = 128  # bytes a ChatMessage table adds around its strings, generously
 
 
@@ -94,7 +93,6 @@ class AccessNode:
         hb = settings.heartbeat
         self.instance = secrets.token_hex(8)
         self._location_ttl = settings.locations.ttl
-        self._node_ttl = settings.locations.node_ttl
         self._wheel: TimerWheel[Connection] = TimerWheel(
             min(1.0, hb.timeout / 10, settings.auth.deadline / 10)
         )
@@ -103,17 +101,22 @@ class AccessNode:
         self._conn_counter = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._advertisers: list[asyncio.Task[None]] = []
-        """The loops that keep this node and its locations alive in the store."""
         self._accepting = False
-        self._draining = False
-        self._closed_locations: list[Location] = []
-        """Of connections that closed, until :meth:`_unregister_closed` removes them."""
-        self._unregistering = False
         self._per_ip: dict[str, int] = {}
         self._message_buckets: dict[int, TokenBucket] = {}
         self._auth_failures: dict[str, TokenBucket] = {}
         self.metrics = NodeMetrics(self.node_id)
+        self._presence = Presence(
+            locations,
+            self.node_id,
+            self.instance,
+            node_ttl=settings.locations.node_ttl,
+            location_ttl=self._location_ttl,
+            registered=lambda: [c for c in self.hub if c.login is not None],
+            locate=self._location,
+            spawn=self._spawn_background,
+            metrics=self.metrics,
+        )
         self.metrics.watch_outbound(lambda: sum(c.writer.queued_bytes for c in self.hub))
         self._blobs = blobs if blobs is not None else LocalBlobStore(settings.files.directory)
         self._files: FileTransfers | None = None
@@ -131,12 +134,8 @@ class AccessNode:
             self.settings.files, self._blobs, self._publish, self._spawn, self.metrics, self._loop
         )
         await self._bus.start(self.node_id, self)
-        await self._locations.node_alive(self.node_id, self.instance, self._node_ttl)
+        await self._presence.start()
         self._spawn_background(self._sweep_timers())
-        self._advertisers = [
-            self._spawn_background(self._refresh_locations()),
-            self._spawn_background(self._keep_alive()),
-        ]
         self._accepting = True
 
     async def stop(self) -> None:
@@ -147,17 +146,8 @@ class AccessNode:
         deadline, then stop the background work."""
         drain = self.settings.drain
         self._accepting = False
-        self._draining = True
         log.info("draining", extra={"node_id": self.node_id})
-        # nothing may mark this node or its connections alive again once they are withdrawn
-        await end_tasks(self._advertisers, drain.task_grace)
-        live = [self._location(c) for c in self.hub if c.login]
-        try:
-            await self._locations.node_gone(self.node_id, self.instance)
-            for start in range(0, len(live), _LOCATION_SLICE):  # a round trip per slice
-                await self._locations.unregister(*live[start : start + _LOCATION_SLICE])
-        except Exception:
-            log.exception("could not deregister from the location store")
+        await self._presence.withdraw(drain.task_grace)
         for conn in self.hub:
             delay_ms = int(random.uniform(0, drain.reconnect_spread) * 1000)
             conn.announce_drain(delay_ms, "node shutting down; reconnect elsewhere")
@@ -266,33 +256,9 @@ class AccessNode:
         if connection.session.close_code is not None:
             self.metrics.disconnected(int(connection.session.close_code))
         if connection.login is not None and self._loop is not None:
-            self._forget(connection)
-
-    def _forget(self, connection: Connection) -> None:
-        self._closed_locations.append(self._location(connection))
-        if not self._unregistering:
-            self._unregistering = True
-            self._spawn_background(self._unregister_closed())
-        user_id = connection.user_id
-        if not self.hub.of_user(user_id):
-            self._message_buckets.pop(user_id, None)
-
-    async def _unregister_closed(self) -> None:
-        """Unregister what closed, a slice per round trip: a mass disconnect (a partition,
-        a fleet of clients restarting) closes thousands of connections at once, and one
-        Redis command each would exhaust the client's connection pool and fail."""
-        try:
-            await asyncio.sleep(0)  # this loop turn's closes join the first slice
-            while self._closed_locations:
-                batch = self._closed_locations[:_LOCATION_SLICE]
-                del self._closed_locations[:_LOCATION_SLICE]
-                try:
-                    await self._locations.unregister(*batch)
-                except Exception as exc:  # the entries expire with their TTL, unrefreshed
-                    log.warning("could not unregister closed connections (%d): %s", len(batch), exc)
-                    self.metrics.backend_error("locations")
-        finally:
-            self._unregistering = False
+            self._presence.forget(self._location(connection))
+            if not self.hub.of_user(connection.user_id):
+                self._message_buckets.pop(connection.user_id, None)
 
     # --------------------------------------------------------------- handlers
 
@@ -326,7 +292,7 @@ class AccessNode:
             conn.kick(Code.INTERNAL_ERROR, "location store unavailable")
             return
         if conn.closed:  # went away while the claim was in flight
-            await self._locations.unregister(self._location(conn))
+            self._presence.forget(self._location(conn))
             return
         self.hub.bind(conn)
         conn.transport.bind_identity(login.user_id, identity.expires_at or 0.0)
@@ -551,38 +517,6 @@ class AccessNode:
                     log.exception("timer of connection failed", extra={"conn_id": conn.conn_id})
                     conn.transport.close(int(Code.INTERNAL_ERROR), "internal error")
 
-    async def _serving_after(self, delay: float) -> bool:
-        """Sleep ``delay``; then whether the node still serves (not draining). The loops
-        that ask end with the drain even if a library swallowed the cancellation meant
-        to end them (seen: the liveness loop outlived it while Redis was gone)."""
-        await asyncio.sleep(delay)
-        return not self._draining
-
-    async def _keep_alive(self) -> None:
-        while await self._serving_after(self._node_ttl / 3):
-            try:
-                await self._locations.node_alive(self.node_id, self.instance, self._node_ttl)
-            except Exception:
-                log.exception("node liveness renewal failed")
-
-    async def _refresh_locations(self) -> None:
-        """Extend every location's life, a slice per loop turn: one refresh of 50,000
-        connections in one turn stalled everyone's packets for a fifth of a second."""
-        while await self._serving_after(self._location_ttl / 3):
-            connections = [c for c in self.hub if c.login is not None]
-            for start in range(0, len(connections), _LOCATION_SLICE):
-                live = [
-                    self._location(c)
-                    for c in connections[start : start + _LOCATION_SLICE]
-                    if not c.closed
-                ]
-                try:
-                    await self._locations.refresh(live, self._location_ttl)
-                except Exception:
-                    log.exception("location refresh failed")
-                    break
-                await asyncio.sleep(0)
-
     def _spawn(self, conn: Connection, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         assert self._loop is not None
         task = self._loop.create_task(work)
@@ -596,19 +530,3 @@ class AccessNode:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
-
-
-async def end_tasks(tasks: Iterable[asyncio.Task[None]], grace: float) -> None:
-    """Cancel ``tasks`` and wait up to ``grace`` seconds for them: a task that does not
-    end (its cancellation swallowed) is logged, and must not hold a drain forever."""
-    pending = [task for task in tasks if not task.done()]
-    for task in pending:
-        task.cancel()
-    if not pending:
-        return
-    done, stuck = await asyncio.wait(pending, timeout=grace)
-    for task in done:
-        if not task.cancelled():
-            task.exception()  # retrieved: each task logs its own failures
-    if stuck:
-        log.warning("%d background tasks outlived the drain", len(stuck))
