@@ -429,13 +429,14 @@ class Node:
         assert node._per_ip == {"127.0.0.1": 2}, "leaked per-address connection counts"
         assert self.gateway._server is not None
         assert self.gateway._server.peer_count == 2, "the QUIC layer kept a connection"
-        # Unregistering a location is a background task the node starts on close.
-        await asyncio.gather(*(t for t in node._background if t.get_coro().__name__ == "_forget"))
+        # Closed connections are unregistered by a background task the node starts on close.
+        closing = [t for t in node._background if t.get_coro().__name__ == "_unregister_closed"]
+        await asyncio.gather(*closing)
         for user in self._raw_users:
             assert await self.gateway.locations.locations(user) == [], f"location of {user}"
         self._raw_users = [CORPUS_USER]
         running = {t.get_coro().__name__ for t in node._background if not t.done()}
-        assert {"_sweep_timers", "_refresh_locations", "_keep_alive"} <= running
+        assert {"_sweep_timers", "_refresh", "_keep_alive"} <= running
         assert not self.errors, _describe(self.errors)
 
 
