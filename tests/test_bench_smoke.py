@@ -6,6 +6,7 @@ anything was: the machine is shared and timed assertions would flake.
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from bench.loadgen.hist import LogHistogram
+from bench.loadgen.profiling import summarise
 from bench.loadgen.scenarios.compare import _ratios
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,3 +150,41 @@ def test_quic_connection_side_by_side() -> None:
     assert aioquic["sent_packet_records_after_3_keepalives"] >= 3
     assert compact["sent_packet_records_after_3_keepalives"] <= 1
     assert compact["server_cpu_per_keepalive_us"] > 0
+
+
+def test_profile_of_each_measured_window(tmp_path: Path) -> None:
+    result = bench(tmp_path, "chat", "--target", "embedded", "--pairs", "3", "--seconds", "1",
+                   "--rates", "100", "--baseline", "0.3", "--profile")  # fmt: skip
+    (step,) = result["steps"]
+    profile = step["profile"]
+    assert profile["label"] == "rate-100"
+    summary = profile["processes"]["embedded"]
+    assert summary["samples"] > 0
+    # the gateway answered QUIC packets in that window: aioquic must show in its samples
+    assert summary["inclusive_by_component"]["aioquic"] > 0
+    assert abs(sum(summary["self_by_component"].values()) - 1) < 0.01
+    stacks = tmp_path / "result-profile" / summary["stacks"]
+    with gzip.open(stacks, "rt") as packed:
+        assert "aioquic/" in packed.read()
+
+
+def test_profile_summary_by_component_and_function() -> None:
+    collapsed = "\n".join(
+        [
+            "main (imaccess/cli.py:9);Runner.run (asyncio/runners.py:118) 5",
+            "main (imaccess/cli.py:9);Runner.run (asyncio/runners.py:118);"
+            "peer (imaccess/transport/quic.py:10);send (aioquic/quic/connection.py:20) 3",
+            "main (imaccess/cli.py:9);Runner.run (asyncio/runners.py:118);"
+            "peer (imaccess/transport/quic.py:12);send (aioquic/quic/connection.py:25) 1",
+            "main (imaccess/cli.py:9);Runner.run (asyncio/runners.py:118);"
+            "parse (nats/protocol/parser.py:7) 1",
+        ]
+    )
+    summary = summarise(collapsed)
+    assert summary["samples"] == 10
+    assert summary["self_by_component"] == {"event loop": 0.5, "aioquic": 0.4, "nats.py": 0.1}
+    # under the loop only: the entry frames above it are on every stack and not counted
+    assert summary["inclusive_by_component"] == {"imaccess": 0.4, "aioquic": 0.4, "nats.py": 0.1}
+    # one function over two of its lines
+    assert summary["top_self"]["send (aioquic/quic/connection.py)"] == 0.4
+    assert summary["top_inclusive"]["peer (imaccess/transport/quic.py)"] == 0.4

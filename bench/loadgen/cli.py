@@ -76,6 +76,12 @@ def _common(parser: argparse.ArgumentParser, targets: tuple[str, ...] | None) ->
     parser.add_argument("--out", help="results directory (default bench/results)")
     parser.add_argument("--name", help="result file name without extension")
     parser.add_argument("--no-png", action="store_true")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy profiles of the server processes in each measured window"
+        " (into <out>/<name>-profile/; needs py-spy)",
+    )
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -113,6 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _common(versus, None)
     args = parser.parse_args(argv)
     options = _options(args)
+    if args.scenario == "compare":
+        name = args.name or f"compare-{args.compared}"
+    else:
+        name = args.name or f"{args.scenario}-{options.target}"
+    if args.profile:
+        options.profile = str(results_dir(args.out) / f"{name}-profile")
     # Stop cleanly (workers and every server process) on SIGTERM, and on SIGINT even when
     # started in the background by a shell that set SIGINT to ignored: asyncio.run turns
     # SIGINT into cancelling the scenario, whose finally blocks stop what it started.
@@ -120,10 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     if args.scenario == "compare":
         outcome = asyncio.run(compare.run(options, args.compared))
-        name = args.name or f"compare-{args.compared}"
     else:
         outcome = asyncio.run(SCENARIOS[args.scenario][0](options))
-        name = args.name or f"{args.scenario}-{options.target}"
     outcome.result["machine"] = machine()
     # the QUIC clients' library; the Socket.IO peer's clients are aiohttp either way
     quic = args.scenario == "compare" or options.target != "peer"

@@ -19,7 +19,8 @@ import time
 from typing import Any
 
 from ..procstats import CpuWindow
-from .common import Options, Outcome, datagrams, merged, ramp, running, split
+from ..profiling import Profiler
+from .common import Options, Outcome, datagrams, merged, profiler, ramp, running, split
 
 _SATURATED = 0.9  # a step whose delivered rate is under 90 % of the offered one
 
@@ -39,8 +40,11 @@ async def run(options: Options) -> Outcome:
         steps: list[dict[str, Any]] = []
         curves = {}
         rates: list[float | None] = list(options.rates) if options.rates else [None]
+        profile = profiler(options, target)
         for rate in rates:
-            step, delivery = await _step(options, pool, target.server_processes(), shares, rate)
+            step, delivery = await _step(
+                options, pool, target.server_processes(), shares, rate, profile
+            )
             busy = step["server_cpu_s"] - idle_cores * step["wall_s"]
             step["delivered_per_core_s_above_idle"] = (
                 round(step["delivered"] / busy, 1) if busy > 0 else None
@@ -74,10 +78,12 @@ async def _step(
     server_processes: dict[str, int],
     shares: list[Any],
     rate: float | None,
+    profile: Profiler,
 ) -> tuple[dict[str, Any], Any]:
     start_at = time.monotonic() + 0.2
     window = CpuWindow(server_processes).start()
     clients = CpuWindow(pool.processes()).start()
+    profile.start(f"rate-{_label(rate)}")
     answers = await pool.call(
         "chat",
         [
@@ -95,6 +101,7 @@ async def _step(
     )
     window.stop()
     clients.stop()
+    profiled = profile.stop()
     recorder = merged([a["recorder"] for a in answers])
     last = recorder.last_delivery
     span = max(last - start_at, options.seconds) if last is not None else options.seconds
@@ -118,6 +125,7 @@ async def _step(
         "send_to_delivery_ms": recorder.delivery.summary_ms(),
         "send_to_ack_ms": recorder.ack.summary_ms(),
         "errors": recorder.errors,
+        "profile": profiled,
     }
     keeping_up = recorder.delivered == recorder.sent and (
         rate is None or delivered_per_s >= _SATURATED * rate

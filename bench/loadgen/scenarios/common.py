@@ -16,12 +16,22 @@ from typing import Any
 from ..hist import LogHistogram
 from ..pool import WorkerPool
 from ..procstats import CpuWindow, parse_cpus
+from ..profiling import Profiler
 from ..recorder import Recorder
 from ..stacks import DEFAULT_STACK
 from ..targets import Target, make_target
 from ..worker import WorkerConfig
 
-__all__ = ["Options", "Outcome", "datagrams", "merged", "ramp", "running", "split"]
+__all__ = [
+    "Options",
+    "Outcome",
+    "datagrams",
+    "merged",
+    "profiler",
+    "ramp",
+    "running",
+    "split",
+]
 
 
 @dataclass(slots=True)
@@ -51,6 +61,8 @@ class Options:
     client_cpus: str | None = None
     client_stack: str = DEFAULT_STACK
     """QUIC library of the load generator's clients: "qh3" or "aioquic"."""
+    profile: str | None = None
+    """Directory for py-spy profiles of each measured window; None: no profiling."""
 
 
 @dataclass(slots=True)
@@ -90,6 +102,12 @@ async def running(options: Options) -> AsyncIterator[tuple[Target, WorkerPool]]:
         await pool.stop()
         await target.stop()
         os.sched_setaffinity(0, original)
+
+
+def profiler(options: Options, target: Target) -> Profiler:
+    """Profiles the target's server processes when ``--profile`` asked for it."""
+    directory = Path(options.profile) if options.profile else None
+    return Profiler(directory, target.name, target.server_processes())
 
 
 def split(items: list[Any], workers: int) -> list[list[Any]]:

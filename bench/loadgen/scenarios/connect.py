@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..procstats import CpuWindow, wait_quiet
-from .common import Options, Outcome, ramp, running
+from .common import Options, Outcome, profiler, ramp, running
 
 
 async def run(options: Options) -> Outcome:
@@ -21,15 +21,18 @@ async def run(options: Options) -> Outcome:
         users = [(user, (user - 1) % nodes) for user in range(1, options.connections + 1)]
         phases: dict[str, Any] = {}
         curves = {}
+        profile = profiler(options, target)
         kinds = ["full"] + (["resumed"] if options.resume and target.transport == "quic" else [])
         for kind in kinds:
             await wait_quiet(target.server_processes())
             await pool.call_all("reset")
             window = CpuWindow(target.server_processes()).start()
+            profile.start(kind)
             phase = await ramp(
                 pool, users, options, rate=None, label=f"{kind} handshakes", resume=kind != "full"
             )
             window.stop()
+            phase["profile"] = profile.stop()
             curves[f"{kind} handshake"] = phase.pop("_auth")
             phase.update(window.as_dict())
             phase["server_cpu_per_connection_ms"] = (

@@ -15,7 +15,7 @@ from typing import Any
 from ..hist import LogHistogram
 from ..procstats import CpuWindow
 from ..recorder import content_for
-from .common import Options, Outcome, merged, ramp, running
+from .common import Options, Outcome, merged, profiler, ramp, running
 
 _TIMEOUT = 60.0
 
@@ -28,15 +28,18 @@ async def run(options: Options) -> Outcome:
         connect.pop("_auth")
         rounds: list[dict[str, Any]] = []
         latency = LogHistogram()
-        for _ in range(options.broadcasts):
+        profile = profiler(options, target)
+        for number in range(1, options.broadcasts + 1):
             await pool.call_all("reset")
             window = CpuWindow(target.server_processes()).start()
             clients = CpuWindow(pool.processes()).start()
+            profile.start(f"broadcast-{number}")
             sent = time.monotonic()
             await target.broadcast(content_for(sent, options.size))
             answers = await pool.call_all("wait_broadcasts", timeout=_TIMEOUT)
             window.stop()
             clients.stop()
+            profiled = profile.stop()
             recorder = merged(answers)
             latency.merge(recorder.broadcast)
             span = (recorder.last_delivery or sent) - sent
@@ -56,6 +59,7 @@ async def run(options: Options) -> Outcome:
                         else None
                     ),
                     "send_to_delivery_ms": recorder.broadcast.summary_ms(),
+                    "profile": profiled,
                 }
             )
         result = {

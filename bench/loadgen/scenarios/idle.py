@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from ..procstats import CpuWindow, rss_bytes
-from .common import Options, Outcome, datagrams, merged, ramp, running
+from .common import Options, Outcome, datagrams, merged, profiler, ramp, running
 
 
 async def run(options: Options) -> Outcome:
@@ -26,9 +26,12 @@ async def run(options: Options) -> Outcome:
         await pool.call_all("reset")
         window = CpuWindow(target.server_processes()).start()
         clients = CpuWindow(pool.processes()).start()
+        profile = profiler(options, target)
+        profile.start("hold")
         await asyncio.sleep(options.seconds)  # holding is the measurement
         window.stop()
         clients.stop()
+        profiled = profile.stop()
         recorder = merged(await pool.call_all("snapshot"))
         held = sum(await pool.call_all("alive"))
         rss_end = rss_bytes(node)
@@ -62,6 +65,7 @@ async def run(options: Options) -> Outcome:
             "heartbeat_rtt_ms": recorder.heartbeat.summary_ms(),
             "disconnects": recorder.disconnects,
             "errors": recorder.errors,
+            "profile": profiled,
         }
         curves = {"heartbeat RTT": recorder.heartbeat, "time to authenticated": auth}
         return Outcome(result, curves)
