@@ -72,6 +72,12 @@ def _common(parser: argparse.ArgumentParser, targets: tuple[str, ...] | None) ->
         help="QUIC library of the load generator's clients (the server is aioquic either way)",
     )
     parser.add_argument("--server-cpus", help="pin the target, e.g. 0 or 0-1")
+    parser.add_argument(
+        "--server-sched",
+        choices=("normal", "batch"),
+        default="normal",
+        help="scheduling policy of the target's processes (batch: woken ones do not preempt)",
+    )
     parser.add_argument("--client-cpus", help="pin the load generator, e.g. 1")
     parser.add_argument("--out", help="results directory (default bench/results)")
     parser.add_argument("--name", help="result file name without extension")
@@ -106,6 +112,7 @@ def _options(args: argparse.Namespace) -> Options:
         server_cpus=args.server_cpus,
         client_cpus=args.client_cpus,
         client_stack=args.client_stack,
+        server_sched=args.server_sched,
     )
 
 

@@ -39,28 +39,57 @@ def rss_bytes(pid: int) -> int:
     return sum(int(member.memory_info().rss) for member in family)
 
 
+@dataclass(slots=True, frozen=True)
+class _Reading:
+    cpu: float = 0.0
+    system: float = 0.0
+    switches: int = 0
+    """Involuntary context switches: times the process was preempted while runnable."""
+
+    @staticmethod
+    def of(pid: int) -> _Reading:
+        try:
+            process = psutil.Process(pid)
+            times, switches = process.cpu_times(), process.num_ctx_switches()
+        except psutil.NoSuchProcess:
+            return _Reading()
+        return _Reading(float(times.user + times.system), float(times.system), switches.involuntary)
+
+    def __sub__(self, other: _Reading) -> _Reading:
+        return _Reading(
+            self.cpu - other.cpu, self.system - other.system, self.switches - other.switches
+        )
+
+
 @dataclass(slots=True)
 class CpuWindow:
     """``start()`` … ``stop()``: server CPU seconds, in total and per process (by name),
-    and wall seconds in between."""
+    and wall seconds in between. Also the kernel's part of that CPU and how often the
+    processes were preempted: on one shared core, a message that wakes six processes
+    costs context switches, which the user-space profiles do not show."""
 
     processes: dict[str, int]
-    cpu_start: dict[str, float] = field(default_factory=dict)
+    readings: dict[str, _Reading] = field(default_factory=dict)
     wall_start: float = 0.0
     by_process: dict[str, float] = field(default_factory=dict)
     cpu: float = 0.0
+    system: float = 0.0
+    preemptions: int = 0
     wall: float = 0.0
 
     def start(self) -> CpuWindow:
-        self.cpu_start = {name: _cpu(pid) for name, pid in self.processes.items()}
+        self.readings = {name: _Reading.of(pid) for name, pid in self.processes.items()}
         self.wall_start = time.monotonic()
         return self
 
     def stop(self) -> CpuWindow:
-        self.by_process = {
-            name: _cpu(pid) - self.cpu_start[name] for name, pid in self.processes.items()
+        used = {
+            name: _Reading.of(pid) - self.readings[name] for name, pid in self.processes.items()
         }
+        self.by_process = {name: reading.cpu for name, reading in used.items()}
         self.cpu = sum(self.by_process.values())
+        self.system = sum(reading.system for reading in used.values())
+        self.preemptions = sum(reading.switches for reading in used.values())
         self.wall = time.monotonic() - self.wall_start
         return self
 
@@ -68,6 +97,8 @@ class CpuWindow:
         return {
             "server_cpu_s": round(self.cpu, 4),
             "server_cpu_s_by_process": {k: round(v, 3) for k, v in self.by_process.items()},
+            "server_system_share": round(self.system / self.cpu, 3) if self.cpu else None,
+            "server_preemptions": self.preemptions,
             "wall_s": round(self.wall, 4),
             "server_cores_busy": round(self.cpu / self.wall, 3) if self.wall else 0.0,
         }

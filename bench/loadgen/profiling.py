@@ -59,10 +59,16 @@ def component_of(frame: str) -> str:
 
 
 def summarise(collapsed: str) -> dict[str, Any]:
-    """Samples by component of the innermost frame (*self*) and of any frame the event
-    loop called into (*inclusive*: what a callback spends, callees included), and the
-    functions with the most samples of each kind."""
-    total = 0
+    """Where the samples fall: by component of the innermost frame (*self*) and of any
+    frame the event loop called into (*inclusive*: what a callback spends, callees
+    included), and the functions with the most samples of each kind.
+
+    Samples whose innermost frame is the event loop's run itself are counted apart
+    (``loop_share``) and left out of every share: they are uvloop's C code, the kernel
+    under it, *and* the time a woken process waited for the CPU, which py-spy cannot
+    tell from running. On a shared core that wait is most of them, so the shares are
+    of the Python code's samples, which a wait does not inflate."""
+    total = loop = 0
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     own_functions: Counter[str] = Counter()
@@ -79,6 +85,9 @@ def summarise(collapsed: str) -> dict[str, Any]:
             continue
         total += count
         leaf = frames[-1]
+        if leaf.startswith(_LOOP_RUNS):
+            loop += count
+            continue
         own[component_of(leaf)] += count
         own_functions[leaf] += count
         called = _below_loop(frames)
@@ -86,14 +95,16 @@ def summarise(collapsed: str) -> dict[str, Any]:
             inclusive[component] += count
         for function in set(called):
             functions[function] += count
+    python = total - loop
 
     def share(counter: Counter[str], top: int | None = None) -> dict[str, float]:
-        if not total:
+        if not python:
             return {}
-        return {k: round(v / total, 4) for k, v in counter.most_common(top)}
+        return {k: round(v / python, 4) for k, v in counter.most_common(top)}
 
     return {
         "samples": total,
+        "loop_share": round(loop / total, 4) if total else None,
         "self_by_component": share(own),
         "inclusive_by_component": share(inclusive),
         "top_self": share(own_functions, _TOP),

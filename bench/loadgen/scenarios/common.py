@@ -63,6 +63,11 @@ class Options:
     """QUIC library of the load generator's clients: "qh3" or "aioquic"."""
     profile: str | None = None
     """Directory for py-spy profiles of each measured window; None: no profiling."""
+    server_sched: str = "normal"
+    """Linux scheduling policy of the server processes: "normal" or "batch"
+    (SCHED_BATCH: a process woken does not preempt the one running, so py-spy, which
+    counts a runnable process as busy, books samples where CPU is spent rather than
+    where a process woke another)."""
 
 
 @dataclass(slots=True)
@@ -81,10 +86,13 @@ async def running(options: Options) -> AsyncIterator[tuple[Target, WorkerPool]]:
     target = make_target(options.target, options.heartbeat)
     if server_cpus:
         os.sched_setaffinity(0, server_cpus)  # the servers inherit it
+    if options.server_sched == "batch":
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # and this
     try:
         await target.start()
     finally:
         os.sched_setaffinity(0, client_cpus or original)
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     config = WorkerConfig(
         index=0,
         transport=target.transport,
