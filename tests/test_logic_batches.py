@@ -21,7 +21,14 @@ from imaccess.nats_envelope import LOGIC_GROUP
 from imaccess.redis_store import RedisInbox, RedisLocationStore, RedisLogicStore, connect_redis
 from imaccess.settings import NatsSettings, RedisSettings
 
-from .test_nats_bus import LogicStack, access_bus, nats_settings, start_worker, upstream
+from .test_nats_bus import (
+    LogicStack,
+    access_bus,
+    logic_stack,
+    nats_settings,
+    start_worker,
+    upstream,
+)
 
 WAIT = 30.0
 
@@ -132,6 +139,24 @@ async def test_batches_keep_each_senders_order(
         assert await sent_order(inbox, 2, sender) == [msg_id for _, msg_id in own]
         assert await sent_order(inbox, sender, sender) == [msg_id for _, msg_id in own]
     assert all(len(ws) == 1 for ws in logic.ledger.by_key.values())
+
+
+async def test_a_lingering_worker_gathers_messages_that_come_one_by_one(
+    nats_url: str, stack: contextlib.AsyncExitStack
+) -> None:
+    settings = nats_settings(nats_url)
+    bus, _ = await access_bus(stack, settings, "n1")
+    logic = await logic_stack(stack, settings)
+    _, worker = await start_worker(stack, settings, logic, "w1", linger=0.5)
+    # the worker takes the sender's partition over (pin, take-over check) and consumes
+    await bus.publish_upstream(upstream(0))
+    await logic.ledger.until(lambda: len(logic.ledger.by_key) == 1, WAIT)
+
+    # one at a time, each acked before the next: without the linger, each its own batch
+    for n in range(1, 6):
+        await bus.publish_upstream(upstream(n))
+    await logic.ledger.until(lambda: len(logic.ledger.by_key) == 6, WAIT)
+    assert worker.batches == [1, 5]
 
 
 async def test_a_graceful_stop_hands_its_partitions_over_in_order(

@@ -191,10 +191,11 @@ async def start_worker(
     *,
     hang: bool = False,
     retry_delay: float = 1.0,
+    linger: float = 0.0,
 ) -> tuple[LogicWorker, RecordingLogic]:
     assert logic.service is not None
     recording = RecordingLogic(logic.service, name, logic.ledger, hang)
-    worker = LogicWorker(settings, recording, name=name, retry_delay=retry_delay)
+    worker = LogicWorker(settings, recording, name=name, retry_delay=retry_delay, linger=linger)
     await worker.start()
     stack.push_async_callback(worker.stop, 2.0)
     return worker, recording

@@ -33,7 +33,7 @@ async def run_logic_worker(settings: Settings, stop: asyncio.Event) -> None:
         sync_batch=settings.logic.sync_batch,
         combined=RedisLogicStore(inbox, locations),  # one Redis round trip per batch
     )
-    worker = LogicWorker(settings.nats, logic)
+    worker = LogicWorker(settings.nats, logic, linger=settings.logic.linger)
     await worker.start()
     print(f"imaccess logic: worker ready on {settings.nats.url}", flush=True)
     try:

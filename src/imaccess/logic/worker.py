@@ -109,12 +109,14 @@ class LogicWorker:
         fetch_timeout: float = 1.0,
         batch: int = 128,
         max_requests: int = 256,
+        linger: float = 0.0,
         name: str = "imaccess-logic",
     ) -> None:
         """``retry_delay``: how long a failed batch waits before it is tried again.
         ``fetch_timeout``: life of an idle pull request (and so of a graceful hand-back).
         ``batch``: messages per pull request; up to twice that are held per partition.
-        ``max_requests``: Sync/broadcast requests served concurrently."""
+        ``max_requests``: Sync/broadcast requests served concurrently.
+        ``linger``: how long to let upstream messages gather before a batch."""
         if settings.upstream not in ("jetstream", "core"):
             raise ValueError(
                 f"nats.upstream must be 'jetstream' or 'core', not {settings.upstream!r}"
@@ -124,6 +126,7 @@ class LogicWorker:
         self._retry_delay = retry_delay
         self._fetch_timeout = fetch_timeout
         self._batch = batch
+        self._linger = linger
         self._name = name
         self._membership = Membership(f"{name}.{uuid.uuid4().hex[:12]}", ttl=3 * _BEAT)
         self._slots = asyncio.Semaphore(max_requests)
@@ -328,6 +331,8 @@ class LogicWorker:
     async def _consume(self) -> None:
         while not self._stopping.is_set():
             await self._wake.wait()
+            if self._linger:
+                await asyncio.sleep(self._linger)  # let more messages join the batch
             self._wake.clear()
             if self._stopping.is_set():
                 return
