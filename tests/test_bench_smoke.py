@@ -191,3 +191,18 @@ def test_profile_summary_by_component_and_function() -> None:
     # one function over two of its lines
     assert summary["top_self"]["send (aioquic/quic/connection.py)"] == 0.8
     assert summary["top_inclusive"]["peer (imaccess/transport/quic.py)"] == 0.8
+
+
+async def test_nats_ops(nats_url: str) -> None:
+    from bench.nats_ops import measure
+
+    result = await measure(nats_url, count=40, concurrency=10)
+    assert set(result) == {
+        "jetstream_publish_one_in_flight_us",
+        "jetstream_publish_10_in_flight_us",
+        "core_publish_us",
+        "core_publish_with_headers_us",
+        "received_by_callback_us",
+        "received_by_callback_with_headers_us",
+    }
+    assert result["jetstream_publish_one_in_flight_us"] > 0

@@ -35,7 +35,8 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("nats.py", ("nats/",)),
     ("redis-py", ("redis/",)),
     ("flatbuffers", ("flatbuffers/",)),
-    ("imaccess", ("imaccess/", "bench/")),
+    ("imaccess", ("imaccess/",)),
+    ("bench (the peer)", ("bench/",)),
     ("event loop", ("asyncio/", "uvloop/", "selectors.py")),
     ("crypto", ("cryptography/", "ssl.py", "jwt/")),
 )

@@ -12,8 +12,9 @@ Subjects (``docs/INTERNALS.md``, section "NATS", documents every byte):
 - ``im.access.{node_id}.downstream`` / ``im.access.broadcast``: Logic to access nodes,
   core NATS. Pushes are best-effort by design: the message is already stored, and a
   client that missed a push gets it from Sync after its next reconnect.
-- ``im.user.{user_id}.event``: kicks between nodes; a node subscribes for the users it
-  holds connections of, so an event reaches only the nodes that care.
+- ``im.user.{user_id}.event``: kicks between nodes; every node subscribes once to
+  ``im.user.*.event`` and acts on the connections it holds (a subscription per user
+  cost each node ~4.8 KB per connected user, and kicks are rare).
 
 Bodies are the schema's FlatBuffers tables encoded standalone (what the gateway already
 has in hand); routing metadata travels in headers, readable without decoding the body.
