@@ -20,7 +20,12 @@ from aioquic.tls import Epoch
 from imaccess.embedded import EmbeddedGateway
 from imaccess.protocol import Code
 from imaccess.settings import Settings
-from imaccess.transport.aioquic_internals import ACK_ONLY_PACKETS_KEPT, PacketNumberWindow
+from imaccess.transport.aioquic_internals import (
+    ACK_ONLY_PACKETS_KEPT,
+    CompactQuicConnection,
+    PacketNumberWindow,
+)
+from imaccess.transport.reuseport import steered_cid_factory, steered_connection
 
 from .conftest import token_for
 from .rawquic import RawPeer
@@ -149,3 +154,16 @@ def test_the_packet_number_window_answers_as_aioquics_does(seed: int) -> None:
         for probe in range(max(0, highest - 300), highest + 3):
             assert (probe in ours) == (probe in theirs), (seed, probe, highest)
     assert sys.getsizeof(ours._bits) < 100 < sys.getsizeof(theirs._received)
+
+
+def test_a_workers_steered_connection_holds_what_a_plain_one_does() -> None:
+    """A worker's connections make their CIDs with the worker's steering function. Held
+    by each connection, it was an 86th instance attribute and doubled every connection's
+    ``__dict__`` (1.7 KB each: a two-worker node held 28.3 KB per connection, one process
+    26.6). What is left is its CIDs, made twice (~300 bytes)."""
+    from bench.quic_connection import heap_per_connection  # the bench's in-memory pairs
+
+    worker_kind = steered_connection(steered_cid_factory(1, 2))
+    steered = heap_per_connection(worker_kind, 40)
+    plain = heap_per_connection(CompactQuicConnection, 40)
+    assert steered < plain + 600  # 1,700 more before

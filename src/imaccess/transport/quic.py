@@ -18,7 +18,6 @@ The same port serves browsers: a connection that negotiates ALPN ``h3`` is hande
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import socket
@@ -64,7 +63,7 @@ from .aioquic_internals import (
     forget_ack_only_packets,
     handshake_complete,
 )
-from .reuseport import SteeredQuicConnection
+from .reuseport import steered_connection
 from .streams import QuicFileStreams, send_or_drop, unacked_bytes
 from .tickets import Ticket, TicketStore
 from .udp import size_socket_buffers
@@ -423,10 +422,8 @@ class QuicServer(asyncio.DatagramProtocol):
         self._steer = new_cid
         """Makes every connection ID this server issues, when set: a worker's, steered
         back to its socket (:mod:`.reuseport`). Unset: aioquic's random ones."""
-        self._connection_type: Callable[..., CompactQuicConnection] = (
-            functools.partial(SteeredQuicConnection, new_cid=new_cid)
-            if new_cid
-            else CompactQuicConnection
+        self._connection_type: type[CompactQuicConnection] = (
+            steered_connection(new_cid) if new_cid else CompactQuicConnection
         )
         self.session_deadline = session_deadline
         """How long an HTTP/3 connection may go without opening a WebTransport session."""

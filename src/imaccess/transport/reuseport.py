@@ -42,6 +42,7 @@ __all__ = [
     "bind_reuseport",
     "cid_steering_program",
     "steered_cid_factory",
+    "steered_connection",
 ]
 
 SO_ATTACH_REUSEPORT_CBPF = 51
@@ -150,21 +151,38 @@ class SteeredQuicConnection(CompactQuicConnection):
     aioquic draws CIDs from ``os.urandom`` in two places: the first one in ``__init__``
     (replaced here before anything is sent, so the handshake's source CID and transport
     parameters carry the steered one) and the ones ``_replenish_connection_ids`` issues
-    in NEW_CONNECTION_ID frames (rewritten here before they are sent)."""
+    in NEW_CONNECTION_ID frames (rewritten here before they are sent).
 
-    def __init__(self, *, new_cid: Callable[[int], bytes], **kwargs: Any) -> None:
+    ``new_cid`` is a method of a subclass made per worker (:func:`steered_connection`),
+    not an attribute of each connection: a connection's ``__dict__`` holds 85 attributes,
+    the most its table fits, and an 86th doubled it (1,584 → 3,328 bytes: 1.7 KB per
+    connection on every worker of a node)."""
+
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._new_cid = new_cid
         first = self._host_cids[0]
-        first.cid = new_cid(len(first.cid))
+        first.cid = self.new_cid(len(first.cid))
         self.host_cid = first.cid
         self._local_initial_source_connection_id = first.cid
+
+    def new_cid(self, length: int) -> bytes:
+        raise NotImplementedError("made by steered_connection()")
 
     def _replenish_connection_ids(self) -> None:
         known = len(self._host_cids)
         super()._replenish_connection_ids()
         for entry in self._host_cids[known:]:
-            entry.cid = self._new_cid(len(entry.cid))
+            entry.cid = self.new_cid(len(entry.cid))
+
+
+def steered_connection(new_cid: Callable[[int], bytes]) -> type[SteeredQuicConnection]:
+    """The connection class of a worker whose CIDs come from ``new_cid``."""
+
+    class WorkerQuicConnection(SteeredQuicConnection):
+        def new_cid(self, length: int) -> bytes:
+            return new_cid(length)
+
+    return WorkerQuicConnection
 
 
 @dataclass(slots=True)
