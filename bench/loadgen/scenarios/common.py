@@ -87,7 +87,7 @@ async def running(options: Options) -> AsyncIterator[tuple[Target, WorkerPool]]:
     if server_cpus:
         os.sched_setaffinity(0, server_cpus)  # the servers inherit it
     if options.server_sched == "batch":
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # and this
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # inherited too
     try:
         await target.start()
     finally:
