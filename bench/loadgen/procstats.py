@@ -20,15 +20,7 @@ __all__ = ["CpuWindow", "cpu_seconds", "parse_cpus", "rss_bytes", "wait_quiet"]
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    return sum(_cpu(pid) for pid in pids)
-
-
-def _cpu(pid: int) -> float:
-    try:
-        times = psutil.Process(pid).cpu_times()
-    except psutil.NoSuchProcess:
-        return 0.0
-    return float(times.user + times.system)
+    return sum(_Reading.of(pid).cpu for pid in pids)
 
 
 def rss_bytes(pid: int) -> int:

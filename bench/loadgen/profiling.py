@@ -139,13 +139,14 @@ class Profiler:
         self._processes = processes
         self._running: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
         self._label = ""
+        self._spy = _py_spy() if directory is not None else None
         if directory is not None:
-            if shutil.which("py-spy") is None and not _beside_python().exists():
+            if self._spy is None:
                 raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
             directory.mkdir(parents=True, exist_ok=True)
 
     def start(self, label: str) -> None:
-        if self._directory is None:
+        if self._directory is None or self._spy is None:
             return
         self._label = label
         for name, pid in self._processes.items():
@@ -153,7 +154,7 @@ class Profiler:
                 continue
             raw = self._directory / f"{self._target}-{label}-{name}.txt"
             argv = [
-                str(_py_spy()),
+                self._spy,
                 *("record", "--pid", str(pid), "--rate", str(_RATE)),
                 *("--format", "raw", "--nonblocking", "--output", str(raw)),
             ]
@@ -193,10 +194,7 @@ def _is_python(pid: int) -> bool:
     return bool(command) and "python" in os.path.basename(command[0])
 
 
-def _beside_python() -> Path:
-    return Path(sys.executable).with_name("py-spy")
-
-
-def _py_spy() -> Path:
-    found = _beside_python()
-    return found if found.exists() else Path(shutil.which("py-spy") or "py-spy")
+def _py_spy() -> str | None:
+    """The one installed beside this interpreter (the venv's), else the PATH's."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
